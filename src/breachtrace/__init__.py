@@ -1,0 +1,3 @@
+"""breachtrace: breach investigation from raw logs."""
+
+__version__ = "0.1.0"

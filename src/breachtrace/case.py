@@ -1,0 +1,258 @@
+"""The case directory: one folder holding everything about an investigation.
+
+Layout::
+
+    CASE/
+      case.json                     what made this case, and when
+      manifest/<batch>.json         one commit record per ingest batch (chain of custody)
+      events/day=YYYY-MM-DD/*.parquet   normalized events, zstd, partitioned by UTC day
+      rejects/<batch>.parquet       records that could not be read, with file and location
+      staging/                      batches being written; never read
+      case.duckdb                   views (events, manifest, rejects) for the DuckDB CLI
+
+A batch becomes visible only when its manifest file is renamed into place, so an ingest that is
+interrupted at any point leaves either the whole batch or nothing; ``Case.open`` removes what an
+interrupted batch left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from breachtrace import __version__
+from breachtrace.engines.duckdb import connect, sql_literal
+from breachtrace.schema import COLUMNS
+
+
+class CaseError(Exception):
+    """A case directory that cannot be used, with what to do about it."""
+
+
+@dataclass
+class ManifestEntry:
+    """What the case knows about one ingested input file."""
+
+    path: str
+    sha256: str
+    size: int
+    format: str
+    records_read: int = 0
+    records_rejected: int = 0
+    first_ts: str | None = None
+    last_ts: str | None = None
+    ingested_at: str = field(
+        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
+    )
+    batch_id: str = ""
+    input_id: str = ""
+    fingerprint: str = ""
+    seconds: float = 0.0
+
+
+def new_batch_id() -> str:
+    """Sortable, unique batch id (time first, so listings read in ingest order)."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+class Case:
+    """An opened case directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def events_dir(self) -> Path:
+        return self.root / "events"
+
+    @property
+    def manifest_dir(self) -> Path:
+        return self.root / "manifest"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.root / "rejects"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / "staging"
+
+    @property
+    def findings_dir(self) -> Path:
+        return self.root / "findings"
+
+    @property
+    def database_path(self) -> Path:
+        return self.root / "case.duckdb"
+
+    # -- opening --------------------------------------------------------------------------
+    @classmethod
+    def open(cls, root: str | Path, *, create: bool = False) -> Case:
+        """Open (and with ``create``, make) a case directory, recovering interrupted batches."""
+        path = Path(root).expanduser().resolve()
+        marker = path / "case.json"
+        if not marker.exists():
+            if not create:
+                raise CaseError(
+                    f"{path} is not a breachtrace case (no case.json). "
+                    "Create one with: breachtrace ingest --case DIR FILES..."
+                )
+            if path.exists() and any(path.iterdir()):
+                raise CaseError(
+                    f"{path} exists, is not empty and is not a breachtrace case; "
+                    "choose a new or empty directory for the case"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            marker.write_text(
+                json.dumps(
+                    {
+                        "tool": "breachtrace",
+                        "version": __version__,
+                        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                    },
+                    indent=2,
+                )
+            )
+        case = cls(path)
+        for d in (case.events_dir, case.manifest_dir, case.rejects_dir, case.staging_dir):
+            d.mkdir(exist_ok=True)
+        return case
+
+    @contextlib.contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the case's write lock (one ingest at a time per case); recover first."""
+        lock_path = self.root / ".lock"
+        with open(lock_path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise CaseError(
+                    f"another breachtrace process is writing to {self.root}; wait for it to finish"
+                ) from exc
+            self.recover()
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def recover(self) -> list[Path]:
+        """Delete what uncommitted batches left behind; return the removed paths."""
+        committed = self.committed_batches()
+        removed: list[Path] = []
+        for item in self.staging_dir.iterdir():
+            shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink()
+            removed.append(item)
+        for parquet in list(self.events_dir.rglob("*.parquet")) + list(
+            self.rejects_dir.glob("*.parquet")
+        ):
+            if parquet.name.split("_")[0].removesuffix(".parquet") not in committed:
+                parquet.unlink()
+                removed.append(parquet)
+        for tmp in self.manifest_dir.glob("*.tmp"):
+            tmp.unlink()
+            removed.append(tmp)
+        return removed
+
+    # -- manifest -------------------------------------------------------------------------
+    def committed_batches(self) -> set[str]:
+        return {p.stem for p in self.manifest_dir.glob("*.json")}
+
+    def manifest(self) -> list[ManifestEntry]:
+        """Every committed input file, oldest batch first."""
+        entries: list[ManifestEntry] = []
+        for path in sorted(self.manifest_dir.glob("*.json")):
+            record = json.loads(path.read_text())
+            entries.extend(ManifestEntry(**e) for e in record["files"])
+        return entries
+
+    def known_hashes(self) -> dict[str, ManifestEntry]:
+        return {e.sha256: e for e in self.manifest()}
+
+    def commit_batch(self, batch_id: str, entries: list[ManifestEntry], staged: Path) -> None:
+        """Move a staged batch into the store, then make it visible by writing its manifest.
+
+        The manifest rename is the commit point: files moved before it are removed by
+        ``recover`` if the process dies in between.
+        """
+        for parquet in sorted(staged.rglob("*.parquet")):
+            rel = parquet.relative_to(staged)
+            if rel.parts[0] == "rejects":
+                target = self.rejects_dir / parquet.name
+            else:
+                target = self.events_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(parquet, target)
+        shutil.rmtree(staged, ignore_errors=True)
+        record = {
+            "batch_id": batch_id,
+            "committed": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tool_version": __version__,
+            "files": [asdict(e) | {"batch_id": batch_id} for e in entries],
+        }
+        tmp = self.manifest_dir / f"{batch_id}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(record, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.manifest_dir / f"{batch_id}.json")
+
+    # -- querying -------------------------------------------------------------------------
+    def has_events(self) -> bool:
+        return any(self.events_dir.rglob("*.parquet"))
+
+    def events_source_sql(self) -> str:
+        """A FROM-clause source for the events of this case (an empty relation if none)."""
+        if not self.has_events():
+            cols = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in COLUMNS)
+            return f"(SELECT {cols}, CAST(NULL AS DATE) AS day WHERE false)"
+        glob = sql_literal(str(self.events_dir / "**" / "*.parquet"))
+        return f"read_parquet({glob}, hive_partitioning = true, union_by_name = true)"
+
+    def rejects_source_sql(self) -> str:
+        if not any(self.rejects_dir.glob("*.parquet")):
+            return (
+                "(SELECT NULL::VARCHAR AS input_path, NULL::VARCHAR AS input_id, "
+                "NULL::VARCHAR AS input_sha256, NULL::BIGINT AS input_record, NULL::VARCHAR AS reason, "
+                "NULL::VARCHAR AS excerpt WHERE false)"
+            )
+        return f"read_parquet({sql_literal(str(self.rejects_dir / '*.parquet'))})"
+
+    def create_views(self, con: duckdb.DuckDBPyConnection, *, temp: bool = True) -> None:
+        """Define the views ``events`` and ``rejects`` on a connection."""
+        kind = "TEMP VIEW" if temp else "VIEW"
+        con.execute(f"CREATE OR REPLACE {kind} events AS SELECT * FROM {self.events_source_sql()}")
+        con.execute(
+            f"CREATE OR REPLACE {kind} rejects AS SELECT * FROM {self.rejects_source_sql()}"
+        )
+
+    def connect(self, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with this case's views (safe for concurrent readers)."""
+        con = connect(temp_directory=self.root / "staging" / "duckdb-tmp", **kwargs)
+        self.create_views(con)
+        return con
+
+    def refresh_database(self) -> None:
+        """Rewrite case.duckdb's views, for people who open the case in the DuckDB CLI."""
+        con = connect(self.database_path)
+        try:
+            self.create_views(con, temp=False)
+            manifest_glob = sql_literal(str(self.manifest_dir / "*.json"))
+            if self.committed_batches():
+                con.execute(
+                    "CREATE OR REPLACE VIEW manifest AS SELECT unnest(files, recursive := true) "
+                    f"FROM read_json({manifest_glob}, union_by_name = true)"
+                )
+        finally:
+            con.close()

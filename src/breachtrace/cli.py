@@ -1,0 +1,125 @@
+"""The breachtrace command line: parse arguments, call a stage, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from breachtrace import __version__
+from breachtrace.case import Case, CaseError
+from breachtrace.cli_output import IngestProgress, print_ingest_summary, write_rows
+from breachtrace.ingest.mapped import MappingError
+from breachtrace.query import EventFilter, QueryError, case_info, select_events
+
+app = typer.Typer(
+    name="breachtrace",
+    help="Breach investigation from raw logs: ingest, hunt, trace routes, scope exposed data.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+CaseOpt = Annotated[Path, typer.Option("--case", "-c", help="Case directory.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"breachtrace {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Breach investigation from raw logs."""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def ingest(
+    case: CaseOpt,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or directories (.zip/.gz read in place).")
+    ],
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="Force a format instead of sniffing.")
+    ] = None,
+    mapping: Annotated[
+        list[Path] | None,
+        typer.Option("--mapping", "-m", help="YAML mapping for a CSV/JSON source (repeatable)."),
+    ] = None,
+) -> None:
+    """Read log files into a case (created if needed); re-ingesting a file is a no-op."""
+    from breachtrace.ingest.runner import ingest as run_ingest
+
+    progress = IngestProgress(console)
+    try:
+        with progress:
+            summary = run_ingest(
+                case, paths, mappings=mapping or [], format=format, progress=progress
+            )
+    except (CaseError, MappingError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    except KeyboardInterrupt:
+        _fail("interrupted: nothing of the unfinished batch was kept; re-run to complete", 130)
+        return
+    print_ingest_summary(console, summary)
+    if summary.events == 0 and summary.count("duplicate") == 0:
+        _fail("nothing could be read from the inputs (see the messages above)", 1)
+
+
+@app.command()
+def events(
+    case: CaseOpt,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO-8601, UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (ISO-8601, UTC).")] = None,
+    host: Annotated[str | None, typer.Option(help="Host name (case-insensitive).")] = None,
+    user: Annotated[str | None, typer.Option(help="Account name (case-insensitive).")] = None,
+    action: Annotated[str | None, typer.Option(help="Action category, e.g. logon.")] = None,
+    where: Annotated[
+        str | None, typer.Option(help="Extra SQL condition over the event columns (read-only).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows (0 = all).")] = 100,
+    columns: Annotated[str | None, typer.Option(help="Comma-separated columns to show.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, jsonl or csv.")] = "table",
+) -> None:
+    """Query the case's normalized events."""
+    try:
+        c = Case.open(case)
+        flt = EventFilter(since, until, host, user, action, where)
+        names, rows = select_events(c, flt, limit=limit, columns=columns)
+    except (CaseError, QueryError) as exc:
+        _fail(str(exc))
+        return
+    write_rows(out, names, rows, output)
+
+
+@app.command()
+def info(case: CaseOpt) -> None:
+    """Summarise a case: input files, events per source, host and day, time span, rejects."""
+    from breachtrace.cli_output import print_info
+
+    try:
+        summary = case_info(Case.open(case))
+    except CaseError as exc:
+        _fail(str(exc))
+        return
+    print_info(out, summary)
+
+
+def run() -> None:  # pragma: no cover - console-script shim
+    sys.exit(app())

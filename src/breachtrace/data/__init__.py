@@ -1,0 +1,1 @@
+"""Mappings and reference data shipped with breachtrace (read with importlib.resources)."""

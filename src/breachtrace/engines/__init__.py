@@ -1,0 +1,1 @@
+"""Query engines: DuckDB by default (engines.duckdb); Apache Spark for scale-out."""

@@ -1,0 +1,1 @@
+"""Readers for the log formats responders collect, and the ingest runner."""
