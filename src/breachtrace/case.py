@@ -231,8 +231,14 @@ class Case:
 
     def create_views(self, con: duckdb.DuckDBPyConnection, *, temp: bool = True) -> None:
         """Define the views ``events`` and ``rejects`` on a connection."""
+        from breachtrace.findings import findings_source_sql
+        from breachtrace.schema import FINDING_SCHEMA
+
         kind = "TEMP VIEW" if temp else "VIEW"
+        con.register("findings_empty", FINDING_SCHEMA.empty_table())
         con.execute(f"CREATE OR REPLACE {kind} events AS SELECT * FROM {self.events_source_sql()}")
+        if temp or any(self.findings_dir.glob("*.parquet")):
+            con.execute(f"CREATE OR REPLACE {kind} findings AS SELECT * FROM {findings_source_sql(self)}")
         con.execute(
             f"CREATE OR REPLACE {kind} rejects AS SELECT * FROM {self.rejects_source_sql()}"
         )

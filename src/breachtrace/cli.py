@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from breachtrace import __version__
 from breachtrace.case import Case, CaseError
@@ -23,7 +24,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+out_console = Console(soft_wrap=True)
 
 CaseOpt = Annotated[Path, typer.Option("--case", "-c", help="Case directory.")]
 
@@ -105,7 +106,7 @@ def events(
     except (CaseError, QueryError) as exc:
         _fail(str(exc))
         return
-    write_rows(out, names, rows, output)
+    write_rows(out_console, names, rows, output)
 
 
 @app.command()
@@ -118,7 +119,71 @@ def info(case: CaseOpt) -> None:
     except CaseError as exc:
         _fail(str(exc))
         return
-    print_info(out, summary)
+    print_info(out_console, summary)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write (new or empty).")],
+    scenario: Annotated[
+        str, typer.Option(help="telecom-2020, maker-2016 or quiet.")
+    ] = "telecom-2020",
+    hosts: Annotated[int, typer.Option(help="Number of hosts.")] = 200,
+    users: Annotated[
+        int | None, typer.Option(help="Number of people (default: from hosts).")
+    ] = None,
+    days: Annotated[int, typer.Option(help="Days of activity.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 1,
+) -> None:
+    """Write a synthetic multi-site organisation's logs with an incident injected, and truth."""
+    from breachtrace.simulate import simulate as run_simulation
+
+    try:
+        summary = run_simulation(
+            out, scenario, hosts=hosts, users=users, days=days, seed=seed,
+            progress=None if console.is_terminal else (lambda m: console.print(Text(m))),
+        )  # fmt: skip
+    except (ValueError, FileExistsError) as exc:
+        _fail(str(exc))
+        return
+    console.print(Text(
+        f"{summary.events:,} events in {sum(summary.files_by_format.values())} files "
+        f"({', '.join(f'{k}: {v:,}' for k, v in summary.events_by_format.items())}) "
+        f"from {summary.start} to {summary.end}; truth in {summary.truth}"
+    ))  # fmt: skip
+    console.print(Text(f"next: breachtrace ingest --case CASE {summary.out / 'logs'}"))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the demo.")] = Path(
+        "demo-case"
+    ),
+    hosts: Annotated[int, typer.Option(help="Number of hosts.")] = 150,
+    days: Annotated[int, typer.Option(help="Days of activity.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 2020,
+) -> None:
+    """Simulate the 2020 telecom intrusion and run every pipeline stage over it."""
+    from breachtrace.cli_output import print_demo
+    from breachtrace.pipeline import run_demo
+
+    if out.exists() and any(out.iterdir()) and not (out / "case" / "case.json").exists():
+        _fail(f"{out} exists and is not an earlier demo; choose another --out")
+    if (out / "case").exists():
+        import shutil
+
+        shutil.rmtree(out / "case")  # a demo is re-made from scratch, not extended
+    progress = IngestProgress(console)
+    try:
+        with progress:
+            result = run_demo(
+                out, hosts=hosts, days=days, seed=seed,
+                say=lambda m: console.print(Text(m)), progress=progress,
+            )  # fmt: skip
+    except (ValueError, FileExistsError, CaseError) as exc:
+        _fail(str(exc))
+        return
+    print_demo(out_console, result)
 
 
 def run() -> None:  # pragma: no cover - console-script shim

@@ -29,6 +29,7 @@ from rich.text import Text
 from breachtrace.ingest.runner import FileResult, IngestSummary
 from breachtrace.ingest.runner import Progress as IngestCallbacks
 from breachtrace.ingest.sources import InputFile
+from breachtrace.pipeline import DemoResult
 from breachtrace.query import CaseInfo
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -182,3 +183,33 @@ def print_info(console: Console, info: CaseInfo) -> None:
         for path, record, reason in info.reject_samples:
             rejects.add_row(Text(printable(path)), printable(record), Text(printable(reason)))
         console.print(rejects)
+
+
+def print_demo(console: Console, result: DemoResult) -> None:
+    """What the demo found and where its outputs are."""
+    sim, ing, info = result.simulation, result.ingest, result.info
+    console.print(Text("breachtrace demo: the 2020 telecom intrusion, simulated", style="bold"))
+    console.print(Text(
+        f"evidence: {sim.events:,} events in {sum(sim.files_by_format.values())} files, "
+        f"{sim.hosts} hosts, {sim.days} days ({sim.start} to {sim.end}); "
+        f"simulated in {result.seconds['simulate']:.1f} s"
+    ))  # fmt: skip
+    console.print(Text(
+        f"case: {ing.events:,} events ingested from {ing.count('ingested')} files, "
+        f"{ing.rejected:,} rejected, in {result.seconds['ingest']:.1f} s "
+        f"({ing.events / max(result.seconds['ingest'], 1e-9):,.0f} events/s)"
+    ))  # fmt: skip
+    table = Table("source", "channel", "events", title="What the case holds")
+    for fmt, channel, n in info.by_source:
+        table.add_row(Text(printable(fmt)), Text(printable(channel)), f"{n:,}")
+    console.print(table)
+    console.print(Text(f"hosts seen: {len(info.by_host)}; days: {len(info.by_day)}; "
+                       f"span {printable(info.first)} to {printable(info.last)} UTC"))  # fmt: skip
+    console.print(Text("outputs:", style="bold"))
+    console.print(Text(f"  case directory      {result.case}"))
+    console.print(Text(f"  simulated evidence  {result.out / 'evidence' / 'logs'}"))
+    console.print(Text(f"  ground truth        {sim.truth}"))
+    console.print(Text(f"explore: breachtrace info --case {result.case}"))
+    console.print(
+        Text(f"         breachtrace events --case {result.case} --action logon --limit 20")
+    )

@@ -115,3 +115,60 @@ OUTCOMES = ("success", "failure")
 def empty_table() -> pa.Table:
     """A zero-row table in the event schema."""
     return EVENT_SCHEMA.empty_table()
+
+
+# -- findings ------------------------------------------------------------------------------
+SEVERITIES = ("informational", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detection, from a Sigma rule or a behavioural analytic: the common currency of the
+    later stages (trace, scope, report).
+
+    ``evidence`` holds event_uid references into the case's events; ``explanation`` is one
+    sentence a responder can read; ``details`` carries analytic-specific values as JSON text.
+    """
+
+    finding_id: str
+    source: str  # sigma | behaviour
+    kind: str  # e.g. sigma, lateral_new_edge, beacon, log_cleared
+    rule_id: str
+    title: str
+    severity: str  # one of SEVERITIES
+    score: float  # 0..1, how strongly the evidence supports it
+    techniques: tuple[str, ...]  # ATT&CK ids, e.g. ("T1021.002",)
+    tags: tuple[str, ...]
+    first_ts: object  # datetime (UTC, naive)
+    last_ts: object
+    hosts: tuple[str, ...]
+    users: tuple[str, ...]
+    addresses: tuple[str, ...]
+    files: tuple[str, ...]
+    evidence: tuple[str, ...]  # event_uid values
+    explanation: str
+    details: str = "{}"
+
+
+FINDING_SCHEMA = pa.schema(
+    [
+        pa.field("finding_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("rule_id", pa.string()),
+        pa.field("title", pa.string()),
+        pa.field("severity", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("techniques", pa.list_(pa.string())),
+        pa.field("tags", pa.list_(pa.string())),
+        pa.field("first_ts", _TS),
+        pa.field("last_ts", _TS),
+        pa.field("hosts", pa.list_(pa.string())),
+        pa.field("users", pa.list_(pa.string())),
+        pa.field("addresses", pa.list_(pa.string())),
+        pa.field("files", pa.list_(pa.string())),
+        pa.field("evidence", pa.list_(pa.string())),
+        pa.field("explanation", pa.string()),
+        pa.field("details", pa.string()),
+    ]
+)

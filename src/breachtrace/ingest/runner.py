@@ -8,6 +8,7 @@ A batch of inputs becomes visible in the case only when its manifest is committe
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import threading
@@ -29,8 +30,10 @@ from breachtrace.ingest.formats import all_readers, choose_reader, discover_mapp
 from breachtrace.ingest.sources import HashingReader, InputFile, discover
 from breachtrace.schema import COLUMNS
 
-CHUNK_ROWS = 250_000  # rows normalized per DuckDB query (planning costs ~0.1-0.4 s per query)
-COMMIT_ROWS = 5_000_000  # rows per committed batch, bounding what an interruption re-does
+# Rows normalized per DuckDB query (planning one costs ~0.1-0.4 s), and rows per committed batch
+# (what an interruption re-does). Both can be tuned through the environment.
+CHUNK_ROWS = int(os.environ.get("BREACHTRACE_CHUNK_ROWS", 250_000))
+COMMIT_ROWS = int(os.environ.get("BREACHTRACE_COMMIT_ROWS", 5_000_000))
 COMMIT_FILES = 1000
 T = TypeVar("T")
 

@@ -20,7 +20,9 @@ from typing import BinaryIO
 HEAD_BYTES = 64 * 1024
 # Sidecar files that describe data rather than hold events.
 SKIP_SUFFIXES = (".yaml", ".yml", ".md", ".txt.sha256", ".sha256", ".pdf", ".png", ".cap", ".pcap")
-SKIP_NAMES = {"license", "license.md", "readme.md", "truth.json"}
+SKIP_NAMES = {"truth.json"}
+# Documentation shipped beside evidence (LICENSE, LICENSE-otrf, README.md, NOTICE ...).
+SKIP_STEMS = ("license", "licence", "readme", "notice", "copying")
 
 
 @dataclass
@@ -90,7 +92,9 @@ class HashingReader(io.RawIOBase):
 
 def _skip(path: Path) -> bool:
     name = path.name.lower()
-    return name.startswith(".") or name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES)
+    return (
+        name.startswith((".", *SKIP_STEMS)) or name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES)
+    )
 
 
 def _zip_members(archive: Path) -> Iterator[InputFile]:

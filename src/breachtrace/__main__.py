@@ -1,0 +1,5 @@
+"""``python -m breachtrace`` runs the command line."""
+
+from breachtrace.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Writers for each output format: Windows JSON, auth.log, Zeek TSV, VPN CSV, context CSVs."""

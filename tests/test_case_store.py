@@ -1,0 +1,96 @@
+"""The case store: idempotent re-ingest, recovery from a killed ingest, layout, manifest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from breachtrace.case import Case
+from conftest import DATA, ingest_and_query, rows
+
+
+def _nxlog_lines(n: int, host: str, start_record: int = 1) -> str:
+    out = []
+    for i in range(n):
+        out.append(orjson.dumps({
+            "EventID": 4663, "Channel": "Security", "Hostname": f"{host}.corp.example",
+            "SourceName": "Microsoft-Windows-Security-Auditing",
+            "@timestamp": f"2020-05-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00.000Z",
+            "RecordNumber": start_record + i, "SubjectUserName": f"user{i % 50}",
+            "ObjectName": f"D:\\\\shares\\\\clients\\\\C{i % 900:04d}\\\\file{i}.docx",
+        }).decode())  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def test_reingest_same_file_is_a_noop(tmp_path: Path) -> None:
+    first, _ = ingest_and_query(tmp_path / "case", DATA / "evtx", DATA / "zeek")
+    again, con = ingest_and_query(tmp_path / "case", DATA / "evtx", DATA / "zeek")
+    assert first.events > 0 and again.events == 0
+    assert again.count("duplicate") == len(again.files) == len(first.files)
+    assert all("already ingested" in f.message for f in again.files)
+    assert rows(con, "SELECT count(*) AS n FROM events")[0]["n"] == first.events
+
+
+def test_same_content_twice_in_one_run(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "x.json").write_text(_nxlog_lines(10, "ws1"))
+    summary, con = ingest_and_query(tmp_path / "case", tmp_path / "a", tmp_path / "b")
+    assert [f.status for f in summary.files] == ["ingested", "duplicate"]
+    assert rows(con, "SELECT count(*) AS n FROM events")[0]["n"] == 10
+
+
+def test_layout_partitioned_by_day_with_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text(_nxlog_lines(100, "fs1"))
+    ingest_and_query(tmp_path / "case", path)
+    case = Case.open(tmp_path / "case")
+    days = sorted(p.name for p in case.events_dir.iterdir())
+    assert days and all(d.startswith("day=2020-05-") for d in days)
+    entry = case.manifest()[0]
+    assert entry.records_read == 100 and entry.format == "nxlog" and len(entry.sha256) == 64
+    assert entry.first_ts.startswith("2020-05-01") and entry.size == path.stat().st_size
+    import duckdb
+
+    con = duckdb.connect(str(case.database_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 100
+    assert con.execute("SELECT records_read FROM manifest").fetchone()[0] == 100
+
+
+def test_killed_ingest_recovers_without_duplicates_or_loss(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for k in range(6):
+        (inputs / f"part{k}.json").write_text(_nxlog_lines(20_000, f"host{k}", k * 100_000))
+    env = os.environ | {"BREACHTRACE_CHUNK_ROWS": "5000", "BREACHTRACE_COMMIT_ROWS": "20000"}
+    case_dir = tmp_path / "case"
+    cmd = [sys.executable, "-m", "breachtrace", "ingest", "--case", str(case_dir), str(inputs)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    manifest = case_dir / "manifest"
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.is_dir() and len(list(manifest.glob("*.json"))) >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "ingest finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    committed = len(list(manifest.glob("*.json")))
+    assert 2 <= committed < 6
+
+    finished = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    clean, clean_con = ingest_and_query(tmp_path / "clean", inputs)
+    con = Case.open(case_dir).connect()
+    query = "SELECT host, record_id, count(*) AS n FROM events GROUP BY ALL ORDER BY ALL"
+    assert rows(con, query) == rows(clean_con, query)
+    assert rows(con, "SELECT count(*) AS n FROM events")[0]["n"] == 120_000
+    assert rows(con, "SELECT max(n) AS m FROM (SELECT count(*) AS n FROM events GROUP BY event_uid)")[0]["m"] == 1
+    assert len(Case.open(case_dir).manifest()) == 6
