@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from breachtrace.ingest.sources import InputFile
 
@@ -55,6 +57,9 @@ class Reader(ABC):
     name: str = ""
     #: one line for ``--help`` and error messages
     description: str = ""
+    #: the column of the raw tables holding the original record (joined back when the
+    #: normalizing SELECT does not produce ``raw`` itself)
+    raw_column: str = "line"
 
     @abstractmethod
     def sniff(self, head: bytes, src: InputFile) -> bool:
@@ -84,14 +89,14 @@ def line_batches(
 ) -> Iterator[pa.Table]:
     """Tables of (input_record = 1-based line number, line) from a byte stream.
 
-    Blank lines are skipped; lines starting with ``skip_prefix`` (comments) too. A line that is
-    not valid UTF-8 is rejected with its line number; its neighbours are kept.
+    Lines are split by Arrow's C++ kernels, not a Python loop. Blank lines are skipped, and
+    lines starting with ``skip_prefix`` (comments) too. A line that is not valid UTF-8 is
+    rejected with its line number; its neighbours are kept.
     """
     line_no = 0
     carry = b""
-    numbers: list[int] = []
-    lines: list[str] = []
-    pending = 0
+    pending: list[pa.Table] = []
+    pending_bytes = 0
     while True:
         block = stream.read(block_bytes)
         data = carry + block if carry else block
@@ -104,46 +109,51 @@ def line_batches(
         else:
             chunk, carry = data, b""
         if chunk:
-            line_no = _split_chunk(chunk, line_no, numbers, lines, rejects, skip_prefix)
-            pending += len(chunk)
-        if pending >= batch_bytes or (not block and lines):
-            yield pa.table(
-                {
-                    "input_record": pa.array(numbers, pa.int64()),
-                    "line": pa.array(lines, pa.string()),
-                }
-            )
-            numbers, lines, pending = [], [], 0
+            table, count = _split_chunk(chunk, line_no, rejects, skip_prefix)
+            line_no += count
+            if table.num_rows:
+                pending.append(table)
+            pending_bytes += len(chunk)
+        if pending and (pending_bytes >= batch_bytes or not block):
+            yield pa.concat_tables(pending)
+            pending, pending_bytes = [], 0
         if not block:
             return
 
 
 def _split_chunk(
-    chunk: bytes,
-    line_no: int,
-    numbers: list[int],
-    lines: list[str],
-    rejects: RejectLog,
-    skip_prefix: bytes | None,
-) -> int:
-    raw_lines = chunk.split(b"\n")
+    chunk: bytes, line_no: int, rejects: RejectLog, skip_prefix: bytes | None
+) -> tuple[pa.Table, int]:
+    """(input_record, line) rows of one chunk of whole lines, and how many lines it held."""
     try:
-        text_lines = chunk.decode("utf-8").split("\n")
-    except UnicodeDecodeError:
-        text_lines = []
-        for offset, raw in enumerate(raw_lines, start=line_no + 1):
-            try:
-                text_lines.append(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                rejects.add(offset, f"undecodable bytes (not UTF-8) at column {exc.start + 1}", raw)
-                text_lines.append("")
-    prefix = skip_prefix.decode() if skip_prefix else None
-    start = line_no + 1
-    for offset, text in enumerate(text_lines, start=start):
-        if text.endswith("\r"):
-            text = text[:-1]
-        if not text or text.isspace() or (prefix and text.startswith(prefix)):
-            continue
-        numbers.append(offset)
-        lines.append(text)
-    return line_no + len(raw_lines)
+        offsets = pa.py_buffer(np.array([0, len(chunk)], dtype=np.int64))
+        blob = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), 1, [None, offsets, pa.py_buffer(chunk)]
+        )
+        lines = pc.split_pattern(blob.cast(pa.large_string()), "\n").flatten()
+    except pa.ArrowInvalid:  # some line is not UTF-8: find it, keep the rest
+        lines = pa.array(_decode_lines(chunk, line_no, rejects), pa.large_string())
+    count = len(lines)
+    numbers = pa.array(np.arange(line_no + 1, line_no + 1 + count, dtype=np.int64))
+    if b"\r" in chunk:
+        lines = pc.utf8_rtrim(lines, characters="\r")
+    table = pa.table({"input_record": numbers, "line": lines.cast(pa.string())})
+    # blank lines (empty or whitespace only) and comment lines are dropped
+    drop = pc.or_(pc.equal(pc.binary_length(lines), 0), pc.utf8_is_space(lines))
+    if skip_prefix:
+        drop = pc.or_(drop, pc.starts_with(lines, skip_prefix.decode()))
+    if not pc.any(drop).as_py():  # the usual case: nothing to drop, nothing to copy
+        return table, count
+    keep = pc.invert(drop)
+    return table.filter(keep), count
+
+
+def _decode_lines(chunk: bytes, line_no: int, rejects: RejectLog) -> list[str]:
+    texts = []
+    for offset, raw in enumerate(chunk.split(b"\n"), start=line_no + 1):
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            rejects.add(offset, f"undecodable bytes (not UTF-8) at column {exc.start + 1}", raw)
+            texts.append("")
+    return texts

@@ -23,6 +23,7 @@ BATCH_RECORDS = 200_000
 class EvtxReader(Reader):
     name = "evtx"
     description = "Windows EVTX event log (Security, System, Sysmon, PowerShell, ...)"
+    raw_column = "raw"
 
     def sniff(self, head: bytes, src: InputFile) -> bool:
         return head.startswith(MAGIC)

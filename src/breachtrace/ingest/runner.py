@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from breachtrace.case import Case, ManifestEntry, new_batch_id
-from breachtrace.engines.duckdb import sql_literal
+from breachtrace.engines.duckdb import expand_macros, sql_literal
 from breachtrace.ingest.base import FormatError, Reader, RejectLog
 from breachtrace.ingest.formats import all_readers, choose_reader, discover_mappings, load_mappings
 from breachtrace.ingest.sources import HashingReader, InputFile, discover
@@ -104,6 +105,7 @@ class _Batch:
         self._tables: list[pa.Table] = []
         self._pending_rows = 0
         self._part = 0
+        self._raw_column = "line"
 
     # -- per input ------------------------------------------------------------------------
     def open(self, src: InputFile, reader: Reader, fingerprint: str) -> str:
@@ -115,11 +117,12 @@ class _Batch:
         return input_id
 
     def add(self, reader: Reader, input_id: str, table: pa.Table) -> None:
-        sql = reader.normalize_sql("batch_in")
+        sql = expand_macros(reader.normalize_sql("batch_in"))
         if self._sql is not None and sql != self._sql:
             self.flush()
         self._sql = sql
         ids = pa.array([input_id] * table.num_rows, pa.string())
+        self._raw_column = reader.raw_column
         self._tables.append(table.append_column("input_id", ids))
         self._pending_rows += table.num_rows
         if self._pending_rows >= CHUNK_ROWS:
@@ -143,7 +146,9 @@ class _Batch:
     # -- normalizing ----------------------------------------------------------------------
     def flush(self) -> None:
         if self._tables and self._sql is not None:
-            self._normalize(pa.concat_tables(self._tables), self._sql)
+            table = pa.concat_tables(self._tables)
+            rows = pa.array(np.arange(table.num_rows, dtype=np.int64))
+            self._normalize(table.append_column("row_no", rows), self._sql)
             self._part += 1
         self._tables, self._pending_rows = [], 0
         self._finish_closed()
@@ -164,41 +169,45 @@ class _Batch:
             item.finished = True
 
     def _normalize(self, table: pa.Table, sql: str) -> None:
+        """Normalize one chunk into staged Parquet; count its rejects and per-input stats."""
         con = self.con
         con.register("batch_in", table)
         try:
+            projection, has_raw = _projection(con, sql)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE batch_out AS SELECT {projection} FROM ({sql})")
+            # Readers that keep the record verbatim leave it out of their SELECT; it is joined
+            # back from the input batch here instead of being copied through every step.
+            raw = "o.raw" if has_raw else f"CAST(b.{self._raw_column} AS VARCHAR)"
+            source = "batch_out o" + ("" if has_raw else " JOIN batch_in b USING (row_no)")
+            for input_id, record, reason, excerpt in con.execute(
+                f"SELECT o.input_id, o.input_record, o.reject_reason, left({raw}, 200) "
+                f"FROM {source} WHERE o.reject_reason IS NOT NULL ORDER BY 1, 2"
+            ).fetchall():
+                self.inputs[input_id].rejects.add(record, reason, excerpt or "")
+            for input_id, good, first, last in con.execute(
+                "SELECT input_id, count(*), min(ts), max(ts) FROM batch_out "
+                "WHERE reject_reason IS NULL GROUP BY input_id"
+            ).fetchall():
+                entry = self.inputs[input_id].entry
+                entry.records_read += good
+                entry.first_ts = _earliest(entry.first_ts, first)
+                entry.last_ts = _latest(entry.last_ts, last)
+                self.rows += good
+                self.progress.records(good)
+            select = ", ".join(
+                "o.input_id || ':' || o.input_record AS event_uid" if c.name == "event_uid"
+                else f"{raw} AS raw" if c.name == "raw" else f"o.{c.name}"
+                for c in COLUMNS
+            )  # fmt: skip
+            pattern = f"{self.batch_id}_{self._part:05d}_{{i}}"
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE batch_out AS "
-                f"SELECT {_projection(con, sql)} FROM ({sql})"
+                f"COPY (SELECT {select}, CAST(o.ts AS DATE) AS day FROM {source} "
+                f"WHERE o.reject_reason IS NULL) TO {sql_literal(str(self.staging / 'events'))} "
+                f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day), OVERWRITE_OR_IGNORE true, "
+                f"FILENAME_PATTERN {sql_literal(pattern)}, ROW_GROUP_SIZE 122880)"
             )
         finally:
             con.unregister("batch_in")
-        for input_id, record, reason, excerpt in con.execute(
-            "SELECT input_id, input_record, reject_reason, left(raw, 200) FROM batch_out "
-            "WHERE reject_reason IS NOT NULL ORDER BY input_id, input_record"
-        ).fetchall():
-            self.inputs[input_id].rejects.add(record, reason, excerpt or "")
-        for input_id, good, first, last in con.execute(
-            "SELECT input_id, count(*), min(ts), max(ts) FROM batch_out "
-            "WHERE reject_reason IS NULL GROUP BY input_id"
-        ).fetchall():
-            entry = self.inputs[input_id].entry
-            entry.records_read += good
-            entry.first_ts = _earliest(entry.first_ts, first)
-            entry.last_ts = _latest(entry.last_ts, last)
-            self.rows += good
-            self.progress.records(good)
-        select = ", ".join(
-            "input_id || ':' || input_record AS event_uid" if c.name == "event_uid" else c.name
-            for c in COLUMNS
-        )
-        pattern = f"{self.batch_id}_{self._part:05d}_{{i}}"
-        con.execute(
-            f"COPY (SELECT {select}, CAST(ts AS DATE) AS day FROM batch_out "
-            f"WHERE reject_reason IS NULL) TO {sql_literal(str(self.staging / 'events'))} "
-            f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day), OVERWRITE_OR_IGNORE true, "
-            f"FILENAME_PATTERN {sql_literal(pattern)}, ROW_GROUP_SIZE 122880)"
-        )
         con.execute("DROP TABLE batch_out")
 
     # -- committing -----------------------------------------------------------------------
@@ -320,21 +329,24 @@ def _ingest_one(
     return result
 
 
-_PROJECTION_CACHE: dict[str, str] = {}
+_PROJECTION_CACHE: dict[str, tuple[str, bool]] = {}
 
 
-def _projection(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """Cast a reader's SELECT onto the schema (columns it leaves out become NULL)."""
+def _projection(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, bool]:
+    """Cast a reader's SELECT onto the schema (columns it leaves out become NULL); and whether
+    it produces ``raw`` itself."""
     cached = _PROJECTION_CACHE.get(sql)
     if cached is None:
         produced = set(con.sql(f"SELECT * FROM ({sql}) LIMIT 0").columns)
         parts = []
         for col in COLUMNS:
-            if col.name == "event_uid":
+            if col.name == "event_uid" or (col.name == "raw" and "raw" not in produced):
                 continue
             source = col.name if col.name in produced else "NULL"
             parts.append(f"CAST({source} AS {col.sql_type}) AS {col.name}")
-        cached = ", ".join(parts) + ", reject_reason"
+        if "raw" not in produced:
+            parts.append("row_no")
+        cached = (", ".join(parts) + ", reject_reason", "raw" in produced)
         _PROJECTION_CACHE[sql] = cached
     return cached
 

@@ -3,6 +3,17 @@
 The mapping lives in ``data/windows.yaml`` (which field fills which column, per event id and
 channel; where each source dialect keeps its fields). This module only turns it into SQL, so
 EVTX, NXLog, Winlogbeat and flat JSON share the same per-event logic.
+
+Shape of the SQL, chosen by measurement (DuckDB inlines macros and plain CTEs, so an
+expression referenced several times is evaluated several times):
+
+1. ``ex`` (materialized): each record parsed once; every System value and every event field
+   any rule reads land in two lists, ``s`` and ``f``.
+2. ``cl`` (materialized): event id, channel, time and the number of the matching rule.
+3. the SELECT: per column, ``CASE rule_no WHEN k THEN <cleaned list element>``.
+
+The original record is not carried through these steps: the ingest runner joins it back from
+the input batch when it writes Parquet, which saves copying every record twice.
 """
 
 from __future__ import annotations
@@ -16,12 +27,12 @@ import yaml
 
 from breachtrace.engines.duckdb import sql_literal
 
-# Post-processing per normalized column (SQL with {v} for the mapped value).
+# Cleaning per normalized column ({v} is a plain list element, so macro inlining stays cheap).
 _COLUMN_SQL: dict[str, str] = {
     "user": "bt_user({v})",
-    "domain": "lower(bt_null({v}))",
+    "domain": "lower({v})",
     "subject_user": "bt_user({v})",
-    "logon_id": "lower(bt_null({v}))",
+    "logon_id": "lower({v})",
     "src_ip": "bt_ip({v})",
     "dst_ip": "bt_ip({v})",
     "src_host": "bt_host({v})",
@@ -29,27 +40,27 @@ _COLUMN_SQL: dict[str, str] = {
     "src_port": "CAST(bt_int({v}) AS INTEGER)",
     "dst_port": "CAST(bt_int({v}) AS INTEGER)",
     "logon_type": "CAST(bt_int({v}) AS INTEGER)",
-    "protocol": "lower(bt_null({v}))",
+    "protocol": "lower({v})",
 }
+_COLUMN_TYPES = {"src_port": "INTEGER", "dst_port": "INTEGER", "logon_type": "INTEGER"}
 MAPPED_COLUMNS = (
     "user", "domain", "subject_user", "logon_id", "src_ip", "src_host", "src_port", "dst_ip",
     "dst_host", "dst_port", "protocol", "logon_type", "auth_package", "process",
     "parent_process", "command_line", "file_path", "query",
 )  # fmt: skip
+_SYSTEM_KEYS = ("event_id", "channel", "provider", "computer", "time", "record_id")
 
 
 @dataclass(frozen=True)
 class WindowsDialect:
-    """Where one source format keeps a Windows event's System and EventData fields."""
+    """Where one source format keeps a Windows event's System and event fields."""
 
     name: str
-    event_id: tuple[str, ...]
-    channel: tuple[str, ...]
-    provider: tuple[str, ...]
-    computer: tuple[str, ...]
-    time: tuple[str, ...]
-    record_id: tuple[str, ...]
-    event_data: tuple[str, ...]
+    system: dict[str, tuple[str, ...]]  # key -> JSON paths (first present wins)
+    system_object: str | None  # System paths are relative to this object, if set
+    field_prefixes: tuple[str, ...]  # event fields are <prefix>."Name" (flat dialects)
+    event_data: str | None  # object dialects: EventData object path
+    user_data: str | None  # object dialects: UserData object path (fields of its child)
 
 
 def _paths(value: Any) -> tuple[str, ...]:
@@ -66,37 +77,48 @@ def load_mapping() -> dict[str, Any]:
 @cache
 def dialect(name: str) -> WindowsDialect:
     spec = load_mapping()["dialects"][name]
-    event_id = _paths(spec["event_id"]) + _paths(spec.get("event_id_alt", []))
     return WindowsDialect(
         name=name,
-        event_id=event_id,
-        channel=_paths(spec["channel"]),
-        provider=_paths(spec["provider"]),
-        computer=_paths(spec["computer"]),
-        time=_paths(spec["time"]),
-        record_id=_paths(spec["record_id"]),
-        event_data=_paths(spec["event_data"]),
+        system={key: _paths(spec[key]) for key in _SYSTEM_KEYS},
+        system_object=spec.get("system_object"),
+        field_prefixes=_paths(spec.get("field_prefixes", [])) if "field_prefixes" in spec else (),
+        event_data=spec.get("event_data"),
+        user_data=spec.get("user_data"),
     )
 
 
-def _quote_field(name: str) -> str:
-    return "$." + '"' + name.replace('"', '\\"') + '"'
+def field_path(prefix: str, name: str) -> str:
+    """JSON path of an event field under a prefix; the name is quoted (it may hold dots)."""
+    quoted = '"' + name.replace('"', '\\"') + '"'
+    return f"{prefix}.{quoted}" if prefix != "$" else f"$.{quoted}"
+
+
+class _Slots:
+    """Positions of values in one multi-path extraction list."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def add(self, path: str) -> int:
+        if path not in self.paths:
+            self.paths.append(path)
+        return self.paths.index(path) + 1
+
+    def sql_list(self) -> str:
+        return "[" + ", ".join(sql_literal(p) for p in self.paths) + "]" if self.paths else "['$.x']"
 
 
 class _Fields:
-    """The fields one rule reads, extracted together in one JSON parse per record."""
+    """Event fields the rules read: each a slot per prefix, coalesced."""
 
-    def __init__(self) -> None:
-        self.names: list[str] = []
+    def __init__(self, d: WindowsDialect, slots: _Slots, list_name: str) -> None:
+        self.d, self.slots, self.list_name = d, slots, list_name
 
     def ref(self, name: str) -> str:
-        if name not in self.names:
-            self.names.append(name)
-        return f"bt_null(f[{self.names.index(name) + 1}])"
-
-    def extraction(self) -> str:
-        paths = ", ".join(sql_literal(_quote_field(n)) for n in self.names) or "'$.x'"
-        return f"json_extract_string(ed, [{paths}])"
+        prefixes = self.d.field_prefixes or ("$",)
+        refs = [f"{self.list_name}[{self.slots.add(field_path(p, name))}]" for p in prefixes]
+        inner = refs[0] if len(refs) == 1 else "coalesce(" + ", ".join(refs) + ")"
+        return f"bt_null({inner})"
 
 
 def _value_sql(spec: Any, fields: _Fields) -> str:
@@ -116,133 +138,114 @@ def _value_sql(spec: Any, fields: _Fields) -> str:
             v = _value_sql(spec["account"], fields)
             return f"split_part(split_part({v}, '@', 1), '\\', -1)"
         if "account_domain" in spec:
+            # DOMAIN\\user -> DOMAIN, user@domain -> domain, plain user -> none (one reference)
             v = _value_sql(spec["account_domain"], fields)
-            return (
-                f"nullif(CASE WHEN strpos({v}, '\\') > 0 THEN split_part({v}, '\\', 1) "
-                f"ELSE split_part({v}, '@', 2) END, '')"
-            )
+            return f"nullif(regexp_replace({v}, '^(?:([^\\\\]*)\\\\.*|[^@]*@(.*)|.*)$', '\\1\\2'), '')"
     raise ValueError(f"windows.yaml: cannot read field spec {spec!r}")
 
 
-def _first(paths: tuple[str, ...], slot: dict[str, int]) -> str:
-    return "coalesce(" + ", ".join(f"sysf[{slot[p]}]" for p in paths) + ")"
-
-
-def _rule_branch(number: int, rule: dict[str, Any]) -> str:
-    """SELECT for the events one mapping rule covers: only the fields that rule names."""
-    fields = rule.get("fields") or {}
-    unknown = set(fields) - set(MAPPED_COLUMNS)
-    if unknown:
-        raise ValueError(f"windows.yaml: unknown columns {sorted(unknown)} in rule {number}")
-    extracted = _Fields()
-    columns = [f"{_value_sql(spec, extracted)} AS v_{column}" for column, spec in fields.items()]
-    if "outcome" in rule:
-        outcome = sql_literal(rule["outcome"])
-    elif "outcome_from" in rule:
-        spec = rule["outcome_from"]
-        ok = ", ".join(sql_literal(str(s).lower()) for s in spec["success"])
-        outcome = (
-            f"CASE WHEN lower({_value_sql(spec['field'], extracted)}) IN ({ok}) "
-            "THEN 'success' ELSE 'failure' END"
-        )
-    else:
-        outcome = "NULL"
-    columns += [f"{sql_literal(rule['action'])} AS v_action", f"{outcome} AS v_outcome"]
-    return (
-        f"SELECT * EXCLUDE (f), {', '.join(columns)} FROM "
-        f"(SELECT *, {extracted.extraction()} AS f FROM base WHERE rule_no = {number})"
-    )
+def _extraction_sql(d: WindowsDialect, table: str, raw: str, sys_slots: _Slots, f_slots: _Slots) -> str:
+    """The ``ex`` step: one parse of each record into the lists ``s`` and ``f``."""
+    if d.system_object is None:  # flat dialects: every path in one list, s and f alike
+        all_slots = sys_slots.paths + [p for p in f_slots.paths if p not in sys_slots.paths]
+        index = {p: i + 1 for i, p in enumerate(all_slots)}
+        listed = "[" + ", ".join(sql_literal(p) for p in all_slots) + "]"
+        s_items = ", ".join(f"v[{index[p]}]" for p in sys_slots.paths)
+        f_items = ", ".join(f"v[{index[p]}]" for p in f_slots.paths) or "NULL"
+        return f"""
+    SELECT row_no, input_id, input_record, v IS NOT NULL AS ok,
+           [{s_items}] AS s, [{f_items}] AS f
+    FROM (SELECT row_no, input_id, input_record, try(json_extract_string({raw}, {listed})) AS v
+          FROM {table})"""
+    objects = [d.system_object, d.event_data or "$.none", d.user_data or "$.none"]
+    listed = "[" + ", ".join(sql_literal(p) for p in objects) + "]"
+    return f"""
+    SELECT row_no, input_id, input_record, o IS NOT NULL AS ok,
+           json_extract_string(o[1], {sys_slots.sql_list()}) AS s,
+           json_extract_string(
+               CASE WHEN json_type(o[2]) = 'OBJECT' THEN o[2]
+                    ELSE CAST(json_extract(o[3], '$.*')[1] AS VARCHAR) END,
+               {f_slots.sql_list()}) AS f
+    FROM (SELECT row_no, input_id, input_record, try(json_extract({raw}, {listed})) AS o
+          FROM {table})"""
 
 
 def normalize_sql(table: str, dialect_name: str, source_format: str, raw_column: str) -> str:
-    """The SELECT that normalizes a table of raw Windows event JSON texts.
-
-    Shape: one materialized base (each record parsed once for its System fields and its
-    event-data object), then one small SELECT per mapping rule reading only that rule's fields,
-    glued with UNION ALL BY NAME, then cleaning over plain columns. (Giant CASE expressions,
-    or macros over them, made DuckDB re-evaluate the JSON extraction many times per row.)
-    """
+    """The SELECT that normalizes a table of raw Windows event JSON texts (see module doc)."""
     mapping = load_mapping()
     d = dialect(dialect_name)
     channels: dict[str, str] = mapping["channels"]
     rules: list[dict[str, Any]] = mapping["events"]
+    sys_slots, f_slots = _Slots(), _Slots()
+    fields = _Fields(d, f_slots, "f")
 
-    sys_paths: list[str] = []
-    for group in (d.event_id, d.channel, d.provider, d.computer, d.time, d.record_id):
-        for p in group:
-            if p not in sys_paths:
-                sys_paths.append(p)
-    slot = {p: i + 1 for i, p in enumerate(sys_paths)}
-    event_id_sql = (
-        "coalesce(" + ", ".join(f"try_cast(sysf[{slot[p]}] AS INTEGER)" for p in d.event_id) + ")"
-    )
-    rule_whens = []
+    def first(key: str) -> str:
+        refs = [f"s[{sys_slots.add(p)}]" for p in d.system[key]]
+        return refs[0] if len(refs) == 1 else "coalesce(" + ", ".join(refs) + ")"
+
+    event_id = "coalesce(" + ", ".join(
+        f"try_cast(s[{sys_slots.add(p)}] AS INTEGER)" for p in d.system["event_id"]
+    ) + ")"  # fmt: skip
+    rule_whens, action_whens, outcome_whens = [], [], []
+    column_whens: dict[str, list[str]] = {c: [] for c in MAPPED_COLUMNS}
     for number, rule in enumerate(rules, start=1):
         ids = ", ".join(str(int(i)) for i in rule["ids"])
         pattern = channels.get(rule["channel"], rule["channel"])
         rule_whens.append(
-            f"WHEN event_code IN ({ids}) AND lower(channel) LIKE {sql_literal(pattern)} "
+            f"WHEN {event_id} IN ({ids}) AND lower({first('channel')}) LIKE {sql_literal(pattern)} "
             f"THEN {number}"
         )
-    branches = [_rule_branch(n, r) for n, r in enumerate(rules, start=1)]
-    branches.append("SELECT *, 'other' AS v_action FROM base WHERE rule_no IS NULL")
-    cleaned = [_COLUMN_SQL.get(c, "{v}").format(v=f"v_{c}") + f" AS {c}" for c in MAPPED_COLUMNS]
-    sys_list = ", ".join(sql_literal(p) for p in sys_paths)
+        action_whens.append(f"WHEN {number} THEN {sql_literal(rule['action'])}")
+        if "outcome" in rule:
+            outcome_whens.append(f"WHEN {number} THEN {sql_literal(rule['outcome'])}")
+        elif "outcome_from" in rule:
+            spec = rule["outcome_from"]
+            ok = ", ".join(sql_literal(str(s).lower()) for s in spec["success"])
+            outcome_whens.append(
+                f"WHEN {number} THEN CASE WHEN lower({_value_sql(spec['field'], fields)}) "
+                f"IN ({ok}) THEN 'success' ELSE 'failure' END"
+            )
+        for column, spec in (rule.get("fields") or {}).items():
+            if column not in column_whens:
+                raise ValueError(f"windows.yaml: unknown column {column!r} in rule {number}")
+            cleaned = _COLUMN_SQL.get(column, "{v}").format(v=_value_sql(spec, fields))
+            column_whens[column].append(f"WHEN {number} THEN {cleaned}")
+
+    def case(whens: list[str], column: str | None = None) -> str:
+        if not whens:
+            return f"CAST(NULL AS {_COLUMN_TYPES.get(column or '', 'VARCHAR')})"
+        return f"CASE rule_no {' '.join(whens)} END"
+
+    mapped = ",\n    ".join(f"{case(column_whens[c], c)} AS {c}" for c in MAPPED_COLUMNS)
+    # System values are referenced before the extraction list is written out
+    system = {key: first(key) for key in _SYSTEM_KEYS if key != "event_id"}
+    time_text = system["time"]
+    extraction = _extraction_sql(d, table, raw_column, sys_slots, f_slots)
     return f"""
-WITH extracted AS (
-    SELECT input_id, input_record, {raw_column} AS raw, json_valid({raw_column}) AS ok,
-           CASE WHEN json_valid({raw_column}) THEN json_extract_string({raw_column}, [{sys_list}])
-           END AS sysf
-    FROM {table}
-), base AS MATERIALIZED (
-    SELECT input_id, input_record, raw, ok,
-        CASE WHEN ok THEN {_event_data_sql(d)} END AS ed,
-        {event_id_sql} AS event_code,
-        {_first(d.channel, slot)} AS channel,
-        {_first(d.provider, slot)} AS provider,
-        {_first(d.computer, slot)} AS computer,
-        {_first(d.time, slot)} AS time_text,
-        bt_ts({_first(d.time, slot)}) AS ts,
-        bt_int({_first(d.record_id, slot)}) AS record_id,
-        CASE {" ".join(rule_whens)} END AS rule_no
-    FROM extracted
-), mapped AS (
-    {chr(10).join(b + " UNION ALL BY NAME" for b in branches[:-1])}
-    {branches[-1]}
+WITH ex AS MATERIALIZED ({extraction}
+), cl AS MATERIALIZED (
+    SELECT row_no, input_id, input_record, ok, f,
+        {event_id} AS event_code,
+        {system['channel']} AS channel,
+        {system['provider']} AS provider,
+        bt_host({system['computer']}) AS host,
+        {time_text} AS time_text,
+        bt_ts({time_text}) AS ts,
+        bt_int({system['record_id']}) AS record_id,
+        CASE {' '.join(rule_whens)} END AS rule_no
+    FROM ex
 )
 SELECT
-    ts,
+    row_no, input_id, input_record, ts,
     {sql_literal(source_format)} AS source_format,
-    channel,
-    provider,
-    bt_host(computer) AS host,
-    event_code,
-    v_action AS action,
-    v_outcome AS outcome,
-    {", ".join(cleaned)},
+    channel, provider, host, event_code,
+    coalesce({case(action_whens)}, 'other') AS action,
+    {case(outcome_whens)} AS outcome,
+    {mapped},
     record_id,
-    input_id,
-    input_record,
-    raw,
     CASE WHEN NOT ok THEN 'malformed JSON'
          WHEN event_code IS NULL THEN 'no EventID in record'
          WHEN ts IS NULL THEN 'missing or unparseable timestamp: ' || coalesce(time_text, '(none)')
     END AS reject_reason
-FROM mapped
+FROM cl
 """
-
-
-def _event_data_sql(d: WindowsDialect) -> str:
-    """SQL yielding the event's flat field object (EventData, or UserData's child)."""
-    parts = []
-    for path in d.event_data:
-        if path == "$":
-            parts.append("raw")
-        elif path.endswith(".*"):
-            parts.append(f"CAST(json_extract(raw, {sql_literal(path)})[1] AS VARCHAR)")
-        else:
-            parts.append(
-                f"CASE WHEN json_type(raw, {sql_literal(path)}) = 'OBJECT' "
-                f"THEN CAST(json_extract(raw, {sql_literal(path)}) AS VARCHAR) END"
-            )
-    return "coalesce(" + ", ".join(parts) + ")"
