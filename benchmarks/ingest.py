@@ -111,15 +111,12 @@ def bench_evtx(work: Path) -> list[tuple[str, str, str]]:
         started = time.perf_counter()
         records = sum(sum(1 for _ in evtx.PyEvtxParser(str(f)).records_json()) for f in files)
         best_raw = min(best_raw, time.perf_counter() - started)
-    best_ingest, events = float("inf"), 0
+    best_ingest = float("inf")
     for k in range(3):
         case = work / f"evtx-case-{k}"
         started = time.perf_counter()
         summary = ingest(case, [folder])
         best_ingest = min(best_ingest, time.perf_counter() - started)
-        events = summary.events + sum(
-            f.records_read for f in summary.files if f.status == "duplicate"
-        )
         shutil.rmtree(case)
     raw_rate, ingest_rate = records / best_raw, summary.events / best_ingest
     return [
@@ -164,7 +161,9 @@ def bench_memory(work: Path, gigabytes: float) -> list[tuple[str, str, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--json-events", type=int, default=5_000_000)
     parser.add_argument("--memory-gb", type=float, default=5.2)
     parser.add_argument("--only", default="evtx,json,memory")
@@ -184,7 +183,7 @@ def main() -> None:
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    widths = [max(len(r[i]) for r in rows + [("measure", "input", "result")]) for i in range(3)]
+    widths = [max(len(r[i]) for r in [*rows, ("measure", "input", "result")]) for i in range(3)]
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
     for row in [("measure", "input", "result"), tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))

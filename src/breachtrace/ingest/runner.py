@@ -174,7 +174,9 @@ class _Batch:
         con.register("batch_in", table)
         try:
             projection, has_raw = _projection(con, sql)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE batch_out AS SELECT {projection} FROM ({sql})")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE batch_out AS SELECT {projection} FROM ({sql})"
+            )
             # Readers that keep the record verbatim leave it out of their SELECT; it is joined
             # back from the input batch here instead of being copied through every step.
             raw = "o.raw" if has_raw else f"CAST(b.{self._raw_column} AS VARCHAR)"

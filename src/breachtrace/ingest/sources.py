@@ -92,9 +92,7 @@ class HashingReader(io.RawIOBase):
 
 def _skip(path: Path) -> bool:
     name = path.name.lower()
-    return (
-        name.startswith((".", *SKIP_STEMS)) or name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES)
-    )
+    return name.startswith((".", *SKIP_STEMS)) or name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES)
 
 
 def _zip_members(archive: Path) -> Iterator[InputFile]:

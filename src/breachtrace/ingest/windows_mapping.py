@@ -105,7 +105,9 @@ class _Slots:
         return self.paths.index(path) + 1
 
     def sql_list(self) -> str:
-        return "[" + ", ".join(sql_literal(p) for p in self.paths) + "]" if self.paths else "['$.x']"
+        return (
+            "[" + ", ".join(sql_literal(p) for p in self.paths) + "]" if self.paths else "['$.x']"
+        )
 
 
 class _Fields:
@@ -140,11 +142,15 @@ def _value_sql(spec: Any, fields: _Fields) -> str:
         if "account_domain" in spec:
             # DOMAIN\\user -> DOMAIN, user@domain -> domain, plain user -> none (one reference)
             v = _value_sql(spec["account_domain"], fields)
-            return f"nullif(regexp_replace({v}, '^(?:([^\\\\]*)\\\\.*|[^@]*@(.*)|.*)$', '\\1\\2'), '')"
+            return (
+                f"nullif(regexp_replace({v}, '^(?:([^\\\\]*)\\\\.*|[^@]*@(.*)|.*)$', '\\1\\2'), '')"
+            )
     raise ValueError(f"windows.yaml: cannot read field spec {spec!r}")
 
 
-def _extraction_sql(d: WindowsDialect, table: str, raw: str, sys_slots: _Slots, f_slots: _Slots) -> str:
+def _extraction_sql(
+    d: WindowsDialect, table: str, raw: str, sys_slots: _Slots, f_slots: _Slots
+) -> str:
     """The ``ex`` step: one parse of each record into the lists ``s`` and ``f``."""
     if d.system_object is None:  # flat dialects: every path in one list, s and f alike
         all_slots = sys_slots.paths + [p for p in f_slots.paths if p not in sys_slots.paths]
@@ -226,13 +232,13 @@ WITH ex AS MATERIALIZED ({extraction}
 ), cl AS MATERIALIZED (
     SELECT row_no, input_id, input_record, ok, f,
         {event_id} AS event_code,
-        {system['channel']} AS channel,
-        {system['provider']} AS provider,
-        bt_host({system['computer']}) AS host,
+        {system["channel"]} AS channel,
+        {system["provider"]} AS provider,
+        bt_host({system["computer"]}) AS host,
         {time_text} AS time_text,
         bt_ts({time_text}) AS ts,
-        bt_int({system['record_id']}) AS record_id,
-        CASE {' '.join(rule_whens)} END AS rule_no
+        bt_int({system["record_id"]}) AS record_id,
+        CASE {" ".join(rule_whens)} END AS rule_no
     FROM ex
 )
 SELECT
