@@ -148,32 +148,33 @@ def _value_sql(spec: Any, fields: _Fields) -> str:
     raise ValueError(f"windows.yaml: cannot read field spec {spec!r}")
 
 
-def _extraction_sql(
+def _extraction_ctes(
     d: WindowsDialect, table: str, raw: str, sys_slots: _Slots, f_slots: _Slots
 ) -> str:
-    """The ``ex`` step: one parse of each record into the lists ``s`` and ``f``."""
-    if d.system_object is None:  # flat dialects: every path in one list, s and f alike
-        all_slots = sys_slots.paths + [p for p in f_slots.paths if p not in sys_slots.paths]
-        index = {p: i + 1 for i, p in enumerate(all_slots)}
-        listed = "[" + ", ".join(sql_literal(p) for p in all_slots) + "]"
-        s_items = ", ".join(f"v[{index[p]}]" for p in sys_slots.paths)
-        f_items = ", ".join(f"v[{index[p]}]" for p in f_slots.paths) or "NULL"
-        return f"""
-    SELECT row_no, input_id, input_record, v IS NOT NULL AS ok,
-           [{s_items}] AS s, [{f_items}] AS f
-    FROM (SELECT row_no, input_id, input_record, try(json_extract_string({raw}, {listed})) AS v
-          FROM {table})"""
+    """The materialized steps that parse each record once into the lists ``s`` and ``f``.
+
+    Every list is built in its own materialized step: a list taken from a subquery would be
+    inlined, and each element access would parse the record again.
+    """
+    if d.system_object is None:  # flat dialects: System and event fields share one list
+        return f"""ex AS MATERIALIZED (
+    SELECT row_no, input_id, input_record, s IS NOT NULL AS ok, s, s AS f
+    FROM (SELECT row_no, input_id, input_record,
+                 try(json_extract_string({raw}, {sys_slots.sql_list()})) AS s FROM {table})
+)"""
     objects = [d.system_object, d.event_data or "$.none", d.user_data or "$.none"]
     listed = "[" + ", ".join(sql_literal(p) for p in objects) + "]"
-    return f"""
+    return f"""ob AS MATERIALIZED (
+    SELECT row_no, input_id, input_record, try(json_extract({raw}, {listed})) AS o FROM {table}
+), ex AS MATERIALIZED (
     SELECT row_no, input_id, input_record, o IS NOT NULL AS ok,
            json_extract_string(o[1], {sys_slots.sql_list()}) AS s,
            json_extract_string(
                CASE WHEN json_type(o[2]) = 'OBJECT' THEN o[2]
                     ELSE CAST(json_extract(o[3], '$.*')[1] AS VARCHAR) END,
                {f_slots.sql_list()}) AS f
-    FROM (SELECT row_no, input_id, input_record, try(json_extract({raw}, {listed})) AS o
-          FROM {table})"""
+    FROM ob
+)"""
 
 
 def normalize_sql(table: str, dialect_name: str, source_format: str, raw_column: str) -> str:
@@ -182,7 +183,8 @@ def normalize_sql(table: str, dialect_name: str, source_format: str, raw_column:
     d = dialect(dialect_name)
     channels: dict[str, str] = mapping["channels"]
     rules: list[dict[str, Any]] = mapping["events"]
-    sys_slots, f_slots = _Slots(), _Slots()
+    sys_slots = _Slots()
+    f_slots = sys_slots if d.system_object is None else _Slots()  # flat: one shared list
     fields = _Fields(d, f_slots, "f")
 
     def first(key: str) -> str:
@@ -226,10 +228,9 @@ def normalize_sql(table: str, dialect_name: str, source_format: str, raw_column:
     # System values are referenced before the extraction list is written out
     system = {key: first(key) for key in _SYSTEM_KEYS if key != "event_id"}
     time_text = system["time"]
-    extraction = _extraction_sql(d, table, raw_column, sys_slots, f_slots)
+    extraction = _extraction_ctes(d, table, raw_column, sys_slots, f_slots)
     return f"""
-WITH ex AS MATERIALIZED ({extraction}
-), cl AS MATERIALIZED (
+WITH {extraction}, cl AS MATERIALIZED (
     SELECT row_no, input_id, input_record, ok, f,
         {event_id} AS event_code,
         {system["channel"]} AS channel,
