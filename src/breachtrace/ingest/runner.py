@@ -36,6 +36,7 @@ from breachtrace.schema import COLUMNS
 CHUNK_ROWS = int(os.environ.get("BREACHTRACE_CHUNK_ROWS", 250_000))
 COMMIT_ROWS = int(os.environ.get("BREACHTRACE_COMMIT_ROWS", 5_000_000))
 COMMIT_FILES = 1000
+THREADED_BYTES = 16 * 2**20
 T = TypeVar("T")
 
 
@@ -312,19 +313,24 @@ def _ingest_one(
     batch.progress.file_started(src, reader.name)
     input_id = batch.open(src, reader, fingerprint)
     rejects = batch.inputs[input_id].rejects
-    hasher = _BackgroundHash(src) if src.disk_path else None
-    stream_hash = ""
+    # Threads pay off only for big inputs: hashing beside parsing, reading beside normalizing.
+    big = src.size >= THREADED_BYTES
+    hasher = _BackgroundHash(src) if src.disk_path and big else None
+    member_hash = ""
     try:
         with src.open() as raw_stream:
             stream = HashingReader(raw_stream)
             prepared = reader.prepare(src, head)
-            for table in _prefetch(prepared.batches(stream, src, rejects)):
+            tables = prepared.batches(stream, src, rejects)
+            for table in _prefetch(tables) if big else tables:
                 batch.add(prepared, input_id, table)
-            stream_hash = _drain(stream)
+            if not src.disk_path:  # an archive member: its hash is of the bytes read
+                member_hash = _drain(stream)
     except (FormatError, OSError, EOFError, duckdb.Error, ValueError) as exc:
         # Keep what was read before the failure; the failure itself is a counted reject.
         rejects.add(-1, f"reading stopped early: {type(exc).__name__}: {exc}")
-    sha = hasher.result() if hasher else stream_hash
+    # Files on disk are hashed as stored (a .gz as the compressed file), for chain of custody.
+    sha = hasher.result() if hasher else (_hash_file(src) if src.disk_path else member_hash)
     result = batch.close(input_id, sha, time.perf_counter() - started)
     known[fingerprint] = batch.inputs[input_id].entry
     known_sha[sha] = batch.inputs[input_id].entry
@@ -379,6 +385,13 @@ def _latest(current: str | None, candidate: datetime | None) -> str | None:
         return current
     text = candidate.isoformat()
     return text if current is None or text > current else current
+
+
+def _hash_file(src: InputFile) -> str:
+    try:
+        return src.sha256()
+    except OSError as exc:
+        return f"unavailable ({type(exc).__name__}: {exc})"
 
 
 def _drain(stream: HashingReader) -> str:

@@ -177,6 +177,7 @@ def _extraction_ctes(
 )"""
 
 
+@cache
 def normalize_sql(table: str, dialect_name: str, source_format: str, raw_column: str) -> str:
     """The SELECT that normalizes a table of raw Windows event JSON texts (see module doc)."""
     mapping = load_mapping()
