@@ -47,13 +47,13 @@ def test_same_content_twice_in_one_run(tmp_path: Path) -> None:
     assert rows(con, "SELECT count(*) AS n FROM events")[0]["n"] == 10
 
 
-def test_layout_partitioned_by_day_with_manifest(tmp_path: Path) -> None:
+def test_layout_partitioned_by_month_with_manifest(tmp_path: Path) -> None:
     path = tmp_path / "in.json"
     path.write_text(_nxlog_lines(100, "fs1"))
     ingest_and_query(tmp_path / "case", path)
     case = Case.open(tmp_path / "case")
-    days = sorted(p.name for p in case.events_dir.iterdir())
-    assert days and all(d.startswith("day=2020-05-") for d in days)
+    months = sorted(p.name for p in case.events_dir.iterdir())
+    assert months == ["month=2020-05"]
     entry = case.manifest()[0]
     assert entry.records_read == 100 and entry.format == "nxlog" and len(entry.sha256) == 64
     assert entry.first_ts.startswith("2020-05-01") and entry.size == path.stat().st_size

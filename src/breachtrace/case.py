@@ -5,7 +5,7 @@ Layout::
     CASE/
       case.json                     what made this case, and when
       manifest/<batch>.json         one commit record per ingest batch (chain of custody)
-      events/day=YYYY-MM-DD/*.parquet   normalized events, zstd, partitioned by UTC day
+      events/month=YYYY-MM/*.parquet    normalized events, zstd, partitioned by UTC month
       rejects/<batch>.parquet       records that could not be read, with file and location
       staging/                      batches being written; never read
       case.duckdb                   views (events, manifest, rejects) for the DuckDB CLI
@@ -216,7 +216,7 @@ class Case:
         """A FROM-clause source for the events of this case (an empty relation if none)."""
         if not self.has_events():
             cols = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in COLUMNS)
-            return f"(SELECT {cols}, CAST(NULL AS DATE) AS day WHERE false)"
+            return f"(SELECT {cols}, CAST(NULL AS VARCHAR) AS month WHERE false)"
         glob = sql_literal(str(self.events_dir / "**" / "*.parquet"))
         return f"read_parquet({glob}, hive_partitioning = true, union_by_name = true)"
 

@@ -1,7 +1,7 @@
 """Ingest: inputs -> readers -> DuckDB normalization -> staged Parquet -> committed batch.
 
 Python moves each record into Arrow once; DuckDB normalizes whole chunks and writes zstd
-Parquet partitioned by UTC day. Reading the next table overlaps with DuckDB's work on the
+Parquet partitioned by UTC month. Reading the next table overlaps with DuckDB's work on the
 current one (DuckDB releases the GIL), and evidence files are hashed on another thread.
 A batch of inputs becomes visible in the case only when its manifest is committed.
 """
@@ -34,6 +34,9 @@ from breachtrace.schema import COLUMNS
 # Rows normalized per DuckDB query (planning one costs ~0.1-0.4 s), and rows per committed batch
 # (what an interruption re-does). Both can be tuned through the environment.
 CHUNK_ROWS = int(os.environ.get("BREACHTRACE_CHUNK_ROWS", 250_000))
+CHUNK_BYTES = 96 * 2**20  # and at most this much record text per query, bounding memory
+# DuckDB's memory cap during ingest (it spills beyond it); batches, not inputs, set the need.
+INGEST_MEMORY_LIMIT = os.environ.get("BREACHTRACE_INGEST_MEMORY_LIMIT", "1GB")
 COMMIT_ROWS = int(os.environ.get("BREACHTRACE_COMMIT_ROWS", 5_000_000))
 COMMIT_FILES = 1000
 THREADED_BYTES = 16 * 2**20
@@ -105,6 +108,7 @@ class _Batch:
         self._sql: str | None = None
         self._tables: list[pa.Table] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
         self._part = 0
         self._raw_column = "line"
 
@@ -126,7 +130,8 @@ class _Batch:
         self._raw_column = reader.raw_column
         self._tables.append(table.append_column("input_id", ids))
         self._pending_rows += table.num_rows
-        if self._pending_rows >= CHUNK_ROWS:
+        self._pending_bytes += table.nbytes
+        if self._pending_rows >= CHUNK_ROWS or self._pending_bytes >= CHUNK_BYTES:
             self.flush()
 
     def close(self, input_id: str, sha256: str, seconds: float) -> FileResult:
@@ -142,6 +147,7 @@ class _Batch:
         """Drop an input none of whose rows were normalized yet (nothing staged)."""
         self._tables = [t for t in self._tables if t.column("input_id")[0].as_py() != input_id]
         self._pending_rows = sum(t.num_rows for t in self._tables)
+        self._pending_bytes = sum(t.nbytes for t in self._tables)
         self.inputs.pop(input_id, None)
 
     # -- normalizing ----------------------------------------------------------------------
@@ -151,7 +157,7 @@ class _Batch:
             rows = pa.array(np.arange(table.num_rows, dtype=np.int64))
             self._normalize(table.append_column("row_no", rows), self._sql)
             self._part += 1
-        self._tables, self._pending_rows = [], 0
+        self._tables, self._pending_rows, self._pending_bytes = [], 0, 0
         self._finish_closed()
 
     def _finish_closed(self) -> None:
@@ -204,9 +210,9 @@ class _Batch:
             )  # fmt: skip
             pattern = f"{self.batch_id}_{self._part:05d}_{{i}}"
             con.execute(
-                f"COPY (SELECT {select}, CAST(o.ts AS DATE) AS day FROM {source} "
+                f"COPY (SELECT {select}, strftime(o.ts, '%Y-%m') AS month FROM {source} "
                 f"WHERE o.reject_reason IS NULL) TO {sql_literal(str(self.staging / 'events'))} "
-                f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day), OVERWRITE_OR_IGNORE true, "
+                f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (month), OVERWRITE_OR_IGNORE true, "
                 f"FILENAME_PATTERN {sql_literal(pattern)}, ROW_GROUP_SIZE 122880)"
             )
         finally:
@@ -260,7 +266,8 @@ def ingest(
     with case.writer_lock():
         known = {e.fingerprint: e for e in case.manifest() if e.fingerprint}
         known_sha = {e.sha256: e for e in case.manifest()}
-        con = case.connect(memory_limit=memory_limit)
+        con = case.connect(memory_limit=memory_limit or INGEST_MEMORY_LIMIT)
+        con.execute("SET partitioned_write_flush_threshold = 100000")
         con.execute("SET enable_progress_bar = false")
         progress.start(len(inputs), sum(s.size for s in inputs))
         batch = _Batch(case, con, progress)
