@@ -186,5 +186,15 @@ def demo(
     print_demo(out_console, result)
 
 
+def _register_stage_commands() -> None:
+    """Commands of the later stages live beside their stage, registered here."""
+    from breachtrace.cli_hunt import register as register_hunt
+
+    register_hunt(app)
+
+
+_register_stage_commands()
+
+
 def run() -> None:  # pragma: no cover - console-script shim
     sys.exit(app())

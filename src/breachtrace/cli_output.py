@@ -205,6 +205,14 @@ def print_demo(console: Console, result: DemoResult) -> None:
     console.print(table)
     console.print(Text(f"hosts seen: {len(info.by_host)}; days: {len(info.by_day)}; "
                        f"span {printable(info.first)} to {printable(info.last)} UTC"))  # fmt: skip
+    if result.hunt is not None:
+        h = result.hunt
+        console.print(Text(
+            f"sigma hunt: {h.rules_compiled:,} rules compiled, {h.rules_fired:,} fired, "
+            f"{h.findings:,} findings over {h.events_scanned:,} events in {h.seconds:.1f} s"
+        ))  # fmt: skip
+    for stage, why in result.skipped.items():
+        console.print(Text(f"{stage} skipped: {why}", style="yellow"))
     console.print(Text("outputs:", style="bold"))
     console.print(Text(f"  case directory      {result.case}"))
     console.print(Text(f"  simulated evidence  {result.out / 'evidence' / 'logs'}"))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from breachtrace.case import Case
+from breachtrace.detect.sigma import HuntSummary, NoRulesConfigured, default_rule_paths, hunt
 from breachtrace.ingest.runner import IngestSummary, Progress, ingest
 from breachtrace.query import CaseInfo, case_info
 from breachtrace.simulate import SimulationSummary, simulate
@@ -23,6 +24,8 @@ class DemoResult:
     ingest: IngestSummary
     info: CaseInfo
     seconds: dict[str, float] = field(default_factory=dict)
+    hunt: HuntSummary | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # stage -> why it did not run
 
 
 def run_demo(
@@ -46,5 +49,14 @@ def run_demo(
     mark = time.perf_counter()
     ingested = ingest(case_dir, [out / "evidence" / "logs"], progress=progress)
     seconds["ingest"] = time.perf_counter() - mark
-    info = case_info(Case.open(case_dir))
-    return DemoResult(out, case_dir, sim, ingested, info, seconds)
+    result = DemoResult(out, case_dir, sim, ingested, case_info(Case.open(case_dir)), seconds)
+    try:
+        rule_paths = default_rule_paths()
+    except NoRulesConfigured:
+        result.skipped["hunt"] = "no Sigma rules configured (set BREACHTRACE_SIGMA_RULES)"
+    else:
+        say(f"hunting with the Sigma rules in {', '.join(map(str, rule_paths))}")
+        mark = time.perf_counter()
+        result.hunt = hunt(Case.open(case_dir), rule_paths)
+        seconds["hunt"] = time.perf_counter() - mark
+    return result

@@ -1,0 +1,1 @@
+"""Detection: Sigma rules compiled to SQL over the case store, and behavioural analytics."""

@@ -1,0 +1,420 @@
+"""Hunt: run Sigma rules over every event of a case and store each hit as a Finding.
+
+The work, all SQL in DuckDB over the case store:
+
+1. count events per class (source format, channel, provider, event id): cheap columns only;
+2. resolve each rule's logsource to the classes it covers and group rules by logsource;
+   groups without events are never scanned;
+3. copy the raw records some group needs into memory once (``hunt_events``), so the Parquet
+   ``raw`` column is decompressed once, not once per group (memory: about their size);
+4. per group, extract the fields its rules read, once per distinct combination of values
+   (``scan.py``);
+5. skip the rules whose necessary texts (``anchors``, from the backend) occur in no event of
+   their group, in one query for all groups: planning costs ~1 ms a rule, which on a small
+   case is most of the work;
+6. match the remaining rules in batches on a thread pool, one DuckDB cursor each, so every
+   core works; a batch DuckDB rejects is split until the failing rule is found and reported;
+7. run correlation rules over the hits (``correlate.py``) and write the findings set "sigma".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from breachtrace.case import Case
+from breachtrace.detect.sigma import correlate, scan
+from breachtrace.detect.sigma.cache import usable_cache_dir
+from breachtrace.detect.sigma.loader import LoadedRules, RuleFilter, default_rule_paths, load_rules
+from breachtrace.detect.sigma.logsources import LogsourceMap, load_logsources
+from breachtrace.detect.sigma.records import (
+    LEVEL_SCORE,
+    CompiledCorrelation,
+    CompiledRule,
+    SkippedRule,
+)
+from breachtrace.findings import write_findings
+from breachtrace.schema import FINDING_SCHEMA
+
+
+@dataclass
+class HuntSummary:
+    """What a hunt did: rules (loaded, compiled, skipped with reasons, fired), events, findings."""
+
+    case: Path
+    rule_files: int = 0
+    rules_loaded: int = 0  # rule documents read (compiled or not)
+    rules_selected: int = 0  # compiled rules passing the level/status/tag filters
+    rules_compiled: int = 0
+    files_from_cache: int = 0
+    skipped: list[SkippedRule] = field(default_factory=list)  # could not be parsed/compiled/run
+    unmapped: list[SkippedRule] = field(default_factory=list)  # logsource sees no stored events
+    rules_fired: int = 0
+    correlations_run: int = 0
+    correlations_fired: int = 0
+    events_total: int = 0
+    events_scanned: int = 0  # events some selected rule's logsource covers
+    groups_scanned: int = 0
+    findings: int = 0
+    compile_seconds: float = 0.0
+    scan_seconds: float = 0.0
+    seconds: float = 0.0
+    fired: dict[str, int] = field(default_factory=dict)  # rule id -> findings
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    rules_planned: int = 0  # rules whose SQL ran (the others' texts occur in no event)
+
+
+def hunt(
+    case: Case,
+    rule_paths: Sequence[Path],
+    *,
+    min_level: str | None = None,
+    statuses: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
+    placeholders: Mapping[str, Sequence[str]] | None = None,
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+) -> HuntSummary:
+    """Run the Sigma rules under ``rule_paths`` over the case and store findings ("sigma").
+
+    With no ``rule_paths`` the configured default is used (``default_rule_paths``, which
+    raises ``NoRulesConfigured`` saying how to get SigmaHQ's rules). Compiled rules are cached
+    in ``cache_dir`` (default: the user cache, else the case directory).
+
+    ``min_level``, ``statuses`` and ``tags`` choose rules (a tag matches itself and its
+    sub-techniques); ``placeholders`` give values to ``|expand`` placeholders; ``progress``
+    receives one-line messages. Returns counts, timings and every rule that was skipped.
+    """
+    started = time.perf_counter()
+    say = progress or (lambda _m: None)
+    mapping = load_logsources()
+    values = {**mapping.placeholders, **(placeholders or {})}
+    paths = list(rule_paths) or default_rule_paths()
+    cache_dir = cache_dir or usable_cache_dir(case.root / "cache")
+    loaded = load_rules(paths, placeholders=values, cache_dir=cache_dir, progress=say)
+    summary = HuntSummary(case.root, rule_files=loaded.files, rules_loaded=loaded.loaded,
+                          timings={"load_rules": loaded.seconds},
+                          rules_compiled=len(loaded.rules) + len(loaded.correlations),
+                          files_from_cache=loaded.from_cache, skipped=list(loaded.skipped),
+                          compile_seconds=loaded.seconds)  # fmt: skip
+    say(
+        f"{summary.rules_compiled} rules compiled from {loaded.files} files in {loaded.seconds:.2f} s"
+    )
+    rules, correlations, output = _select(
+        loaded, RuleFilter(min_level, tuple(statuses), tuple(tags)), summary
+    )
+    con = case.connect(threads=threads)
+    try:
+        _run(con, case, mapping, rules, correlations, output, summary, say, threads)
+    finally:
+        con.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _select(
+    loaded: LoadedRules, chosen: RuleFilter, summary: HuntSummary
+) -> tuple[list[CompiledRule], list[CompiledCorrelation], list[bool]]:
+    """Rules passing the filter plus the base rules of chosen correlations, and which of them
+    report their own hits (Sigma: a rule a correlation references does not, unless the
+    correlation says ``generate: true``)."""
+    by_ref: dict[str, int] = {}
+    for i, rule in enumerate(loaded.rules):
+        by_ref.setdefault(rule.meta.rule_id, i)
+        if rule.meta.name:
+            by_ref.setdefault(rule.meta.name, i)
+    chosen_rules = {i for i, r in enumerate(loaded.rules) if chosen.accepts(r.meta)}
+    usable: list[CompiledCorrelation] = []
+    referenced: dict[int, bool] = {}  # rule index -> some referencing correlation generates
+    for corr in (c for c in loaded.correlations if chosen.accepts(c.meta)):
+        missing = [ref for ref in corr.rules if ref not in by_ref]
+        if missing:
+            reason = f"correlation references rules that were not loaded: {', '.join(missing)}"
+            summary.skipped.append(
+                SkippedRule(corr.meta.rule_id, corr.meta.title, corr.meta.file, reason)
+            )
+            continue
+        usable.append(corr)
+        for ref in corr.rules:
+            referenced[by_ref[ref]] = referenced.get(by_ref[ref], False) or corr.generate
+    indices = sorted(chosen_rules | set(referenced))
+    output = [
+        i in chosen_rules and referenced.get(i, not _silenced(loaded.rules[i], loaded.correlations))
+        for i in indices
+    ]
+    summary.rules_selected = len(indices) + len(usable)
+    return [loaded.rules[i] for i in indices], usable, output
+
+
+def _silenced(rule: CompiledRule, correlations: list[CompiledCorrelation]) -> bool:
+    """Whether a loaded correlation (chosen or not) without ``generate`` references the rule."""
+    refs = {rule.meta.rule_id, rule.meta.name} - {""}
+    return any(not c.generate and refs & set(c.rules) for c in correlations)
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    case: Case,
+    mapping: LogsourceMap,
+    rules: list[CompiledRule],
+    correlations: list[CompiledCorrelation],
+    output: list[bool],
+    summary: HuntSummary,
+    say: Callable[[str], None],
+    threads: int | None,
+) -> None:
+    began = time.perf_counter()
+    con.execute("SET enable_progress_bar = false")
+    classes = con.execute(
+        "CREATE OR REPLACE TABLE hunt_classes AS SELECT (row_number() OVER ())::INTEGER AS cls, * "
+        "FROM (SELECT source_format, channel, provider, event_code, count(*) AS n FROM events GROUP BY ALL);"
+        "SELECT cls, source_format, channel, provider, event_code, n FROM hunt_classes"
+    ).fetchall()
+    summary.events_total = sum(row[5] for row in classes)
+    groups = _group(rules, mapping, classes, summary)
+    correlate.add_group_fields(groups, rules, correlations)
+    needed = sorted({c for g in groups for ids in g.classes.values() for c in ids})
+    summary.groups_scanned = len(groups)
+    summary.events_scanned = sum(row[5] for row in classes if row[0] in set(needed))
+    say(
+        f"{summary.events_total:,} events; {summary.events_scanned:,} seen by {len(groups)} logsource groups"
+    )
+    _load_events(con, needed)
+    con.execute("CREATE OR REPLACE TABLE hunt_hits (rule_no INTEGER, eid BIGINT, fields VARCHAR)")
+    summary.timings["events"] = time.perf_counter() - began
+    formats_of = {row[0]: row[1] for row in classes}
+    failed = _scan(con, groups, formats_of, mapping, say, threads, summary)
+    mark = time.perf_counter()
+    for rule_no, reason in failed.items():
+        meta = rules[rule_no].meta
+        summary.skipped.append(SkippedRule(meta.rule_id, meta.title, meta.file, reason))
+    _register_rules(con, rules, output, mapping)
+    _hit_events(con)
+    table = _findings(con)
+    corr_table, fired = correlate.run(con, rules, correlations)
+    summary.correlations_run, summary.correlations_fired = len(correlations), fired
+    if corr_table.num_rows:
+        table = pa.concat_tables([table, corr_table])
+    write_findings(case, "sigma", table)
+    summary.findings = table.num_rows
+    counts: dict[str, int] = {}
+    for rid in table.column("rule_id").to_pylist():
+        counts[rid] = counts.get(rid, 0) + 1
+    summary.fired = counts
+    summary.rules_fired = len(
+        set(table.filter(pc.equal(table["kind"], "sigma"))["rule_id"].to_pylist())
+    )
+    summary.scan_seconds = time.perf_counter() - began
+    summary.timings["findings"] = time.perf_counter() - mark
+    for group in groups:
+        con.execute(f"DROP {'VIEW' if group.searches_records else 'TABLE'} IF EXISTS {group.table}")
+    for name in ["hunt_events", "hunt_hits", "hunt_hit_events", "hunt_classes", "hunt_rules"]:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _group(
+    rules: list[CompiledRule], mapping: LogsourceMap, classes: list[tuple], summary: HuntSummary
+) -> list[scan.RuleGroup]:
+    """Rules grouped by resolved logsource; only groups whose logsource covers stored events."""
+    groups: dict[str, scan.RuleGroup] = {}
+    for rule_no, rule in enumerate(rules):
+        logsource = mapping.resolve(rule.product, rule.category, rule.service)
+        if logsource is None:
+            key = "/".join(v for v in (rule.product, rule.category, rule.service) if v)
+            reason = f"logsource {key or '(none)'} is not mapped to stored events (see sigma_logsources.yaml)"
+            summary.unmapped.append(
+                SkippedRule(rule.meta.rule_id, rule.meta.title, rule.meta.file, reason)
+            )
+            continue
+        group = groups.get(logsource.key)
+        if group is None:
+            group = groups[logsource.key] = scan.RuleGroup(
+                len(groups), logsource.key, logsource.sources
+            )
+            for cls, fmt, channel, provider, code, n in classes:
+                for index, source in enumerate(group.sources):
+                    if source.covers(fmt, channel, provider, code):
+                        group.classes.setdefault(index, []).append(cls)
+                        group.events += n
+        group.rules.append((rule_no, rule))
+    return [g for g in groups.values() if g.events]
+
+
+def _load_events(con: duckdb.DuckDBPyConnection, classes: list[int]) -> None:
+    wanted = ", ".join(str(c) for c in classes) or "NULL"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE hunt_events AS
+        SELECT c.cls, e.event_uid, e.raw
+        FROM events e JOIN hunt_classes c
+          ON e.source_format IS NOT DISTINCT FROM c.source_format
+         AND e.channel IS NOT DISTINCT FROM c.channel
+         AND e.provider IS NOT DISTINCT FROM c.provider
+         AND e.event_code IS NOT DISTINCT FROM c.event_code
+        WHERE c.cls IN ({wanted})
+    """)  # fmt: skip
+
+
+def _scan(
+    con: duckdb.DuckDBPyConnection,
+    groups: list[scan.RuleGroup],
+    formats_of: dict[int, str],
+    mapping: LogsourceMap,
+    say: Callable[[str], None],
+    threads: int | None,
+    summary: HuntSummary,
+) -> dict[int, str]:
+    """Extract every group's fields, then match all rule batches; returns rules that failed."""
+    workers = threads or 2
+    failed: dict[int, str] = {}
+
+    def extract(group: scan.RuleGroup) -> None:
+        with con.cursor() as cur:
+            cur.execute(scan.extract_sql(group, formats_of, mapping))
+
+    def match(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
+        group, batch = job
+        with con.cursor() as cur:
+            _match_isolating(cur, group, batch, failed)
+
+    ordered = sorted(groups, key=lambda g: -g.events * len(g.rules))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        mark = time.perf_counter()
+        list(pool.map(extract, ordered))
+        summary.timings["extract"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        runnable = _candidates(con, ordered)
+        summary.timings["prefilter"] = time.perf_counter() - mark
+        jobs = [(g, b) for g in ordered for b in scan.batches(runnable[g.number])]
+        summary.rules_planned = sum(len(r) for r in runnable.values())
+        say(f"matching {summary.rules_planned} of {sum(len(g.rules) for g in groups)} rules "
+            f"(the others' texts occur in no event) in {len(jobs)} batches")  # fmt: skip
+        mark = time.perf_counter()
+        list(pool.map(match, jobs))
+        summary.timings["match"] = time.perf_counter() - mark
+    return failed
+
+
+def _candidates(
+    con: duckdb.DuckDBPyConnection, groups: list[scan.RuleGroup]
+) -> dict[int, list[tuple[int, CompiledRule]]]:
+    """Per group, the rules worth planning: those whose anchor texts occur in its events."""
+    runnable = {g.number: g.rules for g in groups}
+    # Checking a text costs about what evaluating a rule's predicate on it would (both scan the
+    # field's values), but over distinct values and without planning a query per rule.
+    chosen = [g for g in groups if scan.anchor_texts(g)]
+    if not chosen:
+        return runnable
+    texts = {g.number: scan.anchor_texts(g) for g in chosen}
+    rows = [(grp, n, f, t) for grp, items in texts.items() for n, (f, t) in enumerate(items)]
+    table = pa.table({
+        "grp": pa.array([r[0] for r in rows], pa.int32()),
+        "n": pa.array([r[1] for r in rows], pa.int32()),
+        "field": [r[2] for r in rows],
+        "text": [r[3] for r in rows],
+    })  # fmt: skip
+    con.register("hunt_texts", table)
+    try:
+        present: dict[int, set[int]] = {}
+        for grp, n in con.execute(scan.prefilter_sql(chosen, "hunt_texts")).fetchall():
+            present.setdefault(grp, set()).add(n)
+    finally:
+        con.unregister("hunt_texts")
+    for group in chosen:
+        found = present.get(group.number, set())
+        runnable[group.number] = scan.candidates(group, texts[group.number], found)
+    return runnable
+
+
+def _match_isolating(
+    cur: duckdb.DuckDBPyConnection,
+    group: scan.RuleGroup,
+    batch: list[tuple[int, CompiledRule]],
+    failed: dict[int, str],
+) -> None:
+    """Run a batch; if DuckDB rejects it, halve it until the failing rules are found."""
+    try:
+        cur.execute(scan.match_sql(group, batch))
+    except duckdb.Error as exc:
+        if len(batch) == 1:
+            failed[batch[0][0]] = (
+                f"DuckDB could not run the rule: {' '.join(str(exc).split())[:400]}"
+            )
+            return
+        half = len(batch) // 2
+        _match_isolating(cur, group, batch[:half], failed)
+        _match_isolating(cur, group, batch[half:], failed)
+
+
+def _hit_events(con: duckdb.DuckDBPyConnection) -> None:
+    """The normalized columns of the events that matched (few), for findings and correlations;
+    hunt_events holds only the raw records, to keep the in-memory copy small."""
+    con.execute("""
+        CREATE OR REPLACE TABLE hunt_hit_events AS
+        SELECT x.eid, e.event_uid, e.ts, e.host, e."user", e.src_ip, e.dst_ip, e.process,
+               e.file_path, e.source_format, e.channel, e.event_code
+        FROM (SELECT DISTINCT h.eid, he.event_uid FROM hunt_hits h
+              JOIN hunt_events he ON he.rowid = h.eid) x
+        JOIN events e ON e.event_uid = x.event_uid
+    """)  # fmt: skip
+
+
+def _register_rules(
+    con: duckdb.DuckDBPyConnection,
+    rules: list[CompiledRule],
+    output: list[bool],
+    mapping: LogsourceMap,
+) -> None:
+    metas = [r.meta for r in rules]
+    table = pa.table({
+        "rule_no": pa.array(range(len(rules)), pa.int32()),
+        "rule_id": [m.rule_id for m in metas],
+        "title": [m.title for m in metas],
+        "severity": [m.level if m.level in LEVEL_SCORE else "informational" for m in metas],
+        "score": [LEVEL_SCORE.get(m.level, 0.1) for m in metas],
+        "techniques": pa.array([list(m.techniques) for m in metas], pa.list_(pa.string())),
+        "tags": pa.array([list(m.tags) for m in metas], pa.list_(pa.string())),
+        "file": [m.file for m in metas],
+        "logsource": ["/".join(v for v in (r.product, r.category, r.service) if v) for r in rules],
+        "output": pa.array(output, pa.bool_()),
+    })  # fmt: skip
+    con.register("hunt_rules_arrow", table)
+    con.execute("CREATE OR REPLACE TABLE hunt_rules AS SELECT * FROM hunt_rules_arrow")
+    con.unregister("hunt_rules_arrow")
+
+
+def _findings(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """One finding per (rule, matching event), built in SQL as FINDING_SCHEMA rows."""
+    names = ", ".join(f.name for f in FINDING_SCHEMA)
+    return con.sql(f"""
+        SELECT {names} FROM (
+        SELECT
+            md5(r.rule_id || '|' || e.event_uid) AS finding_id,
+            'sigma' AS source, 'sigma' AS kind, r.rule_id, r.title, r.severity, r.score,
+            r.techniques, r.tags, e.ts AS first_ts, e.ts AS last_ts,
+            list_filter([e.host], lambda x: x IS NOT NULL) AS hosts,
+            list_filter([e."user"], lambda x: x IS NOT NULL) AS users,
+            list_distinct(list_filter([e.src_ip, e.dst_ip], lambda x: x IS NOT NULL)) AS addresses,
+            list_distinct(list_filter([e.process, e.file_path], lambda x: x IS NOT NULL)) AS files,
+            [e.event_uid] AS evidence,
+            'Sigma rule "' || r.title || '" (' || r.severity || ') matched ' ||
+                coalesce(e.channel, e.source_format) ||
+                coalesce(' event ' || e.event_code, '') || ' on ' ||
+                coalesce(e.host, e.src_ip, 'an unknown host') ||
+                CASE WHEN h.fields <> '{{}}' THEN ': ' || left(h.fields, 300) ELSE '' END AS explanation,
+            CAST(json_object('rule_file', r.file, 'logsource', r.logsource,
+                'source_format', e.source_format, 'channel', e.channel, 'event_code', e.event_code,
+                'fields', json(h.fields)) AS VARCHAR) AS details
+        FROM hunt_hits h
+        JOIN hunt_rules r ON r.rule_no = h.rule_no
+        JOIN hunt_hit_events e ON e.eid = h.eid
+        WHERE r.output
+        ORDER BY first_ts, rule_id)
+    """).to_arrow_table().cast(FINDING_SCHEMA)  # fmt: skip
