@@ -14,7 +14,8 @@ DATA = Path(__file__).parent / "data"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 needs_corpus = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"shared corpus not present at {CORPUS} (fresh clone without ../shared)"
+    not CORPUS.is_dir(),
+    reason=f"shared corpus not present at {CORPUS} (fresh clone without ../shared)",
 )
 
 

@@ -61,7 +61,9 @@ def test_evtx_flipped_bytes(tmp_path: Path) -> None:
     assert result.records_read + result.records_rejected <= first + second + 1
     located = rows(con, "SELECT input_record, reason FROM rejects")
     assert all(r["input_record"] > 0 and "record" in r["reason"] for r in located)
-    chunk_one = rows(con, "SELECT count(*) AS n FROM events WHERE event_code IN (4624, 4688, 5140, 5145)")
+    chunk_one = rows(
+        con, "SELECT count(*) AS n FROM events WHERE event_code IN (4624, 4688, 5140, 5145)"
+    )
     assert chunk_one[0]["n"] >= 27
 
 
@@ -86,7 +88,11 @@ def test_json_lines_with_bad_lines(tmp_path: Path) -> None:
     assert [r["input_record"] for r in rejects] == [2, 4, 5]
     assert rejects[0]["reason"] == "malformed JSON"
     assert "timestamp" in rejects[2]["reason"] and "yesterday-ish" in rejects[2]["reason"]
-    assert sorted(r["input_record"] for r in rows(con, "SELECT input_record FROM events")) == [1, 3, 6]
+    assert sorted(r["input_record"] for r in rows(con, "SELECT input_record FROM events")) == [
+        1,
+        3,
+        6,
+    ]
 
 
 def test_authlog_with_binary_garbage(tmp_path: Path) -> None:
@@ -94,7 +100,9 @@ def test_authlog_with_binary_garbage(tmp_path: Path) -> None:
     garbage = bytes(range(128, 256)) + b"\x00\x01 not syslog"
     path = tmp_path / "in" / "auth.log"
     path.parent.mkdir()
-    path.write_bytes(b"\n".join([good[0], garbage, good[1], b"\xff\xfe\xfd", good[2], b"just text"]) + b"\n")
+    path.write_bytes(
+        b"\n".join([good[0], garbage, good[1], b"\xff\xfe\xfd", good[2], b"just text"]) + b"\n"
+    )
     summary, con = ingest_and_query(tmp_path / "case", path)
     assert summary.files[0].format == "authlog"
     assert summary.events == 3 and summary.rejected == 3
@@ -109,7 +117,9 @@ def test_csv_bad_rows_and_bytes(tmp_path: Path) -> None:
     path.parent.mkdir()
     path.write_bytes(b"\n".join([lines[0], lines[1], b"too,few,columns", b"\xff\xfeoops,1,2,3,4,5,6,7",
                                  b"not-a-time,u,1.2.3.4,,d,true,connect,success", lines[2]]) + b"\n")  # fmt: skip
-    summary, con = ingest_and_query(tmp_path / "case", path, mappings=[DATA / "mapped" / "vpn.yaml"])
+    summary, con = ingest_and_query(
+        tmp_path / "case", path, mappings=[DATA / "mapped" / "vpn.yaml"]
+    )
     assert summary.events == 2 and summary.rejected == 3
     rejects = rows(con, "SELECT input_record, reason FROM rejects ORDER BY input_record")
     assert [r["input_record"] for r in rejects] == [3, 4, 5]

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from breachtrace.case import Case
+
 from conftest import DATA, ingest_and_query, rows
 
 
@@ -87,10 +88,15 @@ def test_killed_ingest_recovers_without_duplicates_or_loss(tmp_path: Path) -> No
 
     finished = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
-    clean, clean_con = ingest_and_query(tmp_path / "clean", inputs)
+    _clean, clean_con = ingest_and_query(tmp_path / "clean", inputs)
     con = Case.open(case_dir).connect()
     query = "SELECT host, record_id, count(*) AS n FROM events GROUP BY ALL ORDER BY ALL"
     assert rows(con, query) == rows(clean_con, query)
     assert rows(con, "SELECT count(*) AS n FROM events")[0]["n"] == 120_000
-    assert rows(con, "SELECT max(n) AS m FROM (SELECT count(*) AS n FROM events GROUP BY event_uid)")[0]["m"] == 1
+    assert (
+        rows(con, "SELECT max(n) AS m FROM (SELECT count(*) AS n FROM events GROUP BY event_uid)")[
+            0
+        ]["m"]
+        == 1
+    )
     assert len(Case.open(case_dir).manifest()) == 6

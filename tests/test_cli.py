@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from breachtrace import __version__
 from breachtrace.cli import app
+
 from conftest import DATA
 
 runner = CliRunner()

@@ -48,7 +48,9 @@ def test_evtx_corpus_channels_and_mapped_actions(evtx_case: tuple[Any, Any]) -> 
     for expected in ("Security", "System", "Microsoft-Windows-Sysmon/Operational",
                      "Microsoft-Windows-PowerShell/Operational"):  # fmt: skip
         assert expected in channels
-    assert rows(con, "SELECT count(*) AS n FROM events WHERE ts IS NULL OR host IS NULL")[0]["n"] == 0
+    assert (
+        rows(con, "SELECT count(*) AS n FROM events WHERE ts IS NULL OR host IS NULL")[0]["n"] == 0
+    )
     actions = {r["action"] for r in rows(con, "SELECT DISTINCT action FROM events")}
     assert {"logon", "logon_failed", "process_start", "share_access", "service_install",
             "log_cleared", "kerberos_tgt", "scheduled_task"} <= actions  # fmt: skip

@@ -34,7 +34,9 @@ def test_evtx_every_record_and_key_fields(tmp_path: Path) -> None:
     sysmon = rows(con, "SELECT * FROM events WHERE channel LIKE '%Sysmon%'")[0]
     assert sysmon["action"] == "process_start" and sysmon["command_line"]
     # the complete original record is kept; ids and record numbers line up
-    one = rows(con, "SELECT raw, record_id, event_uid, input_id, input_record FROM events LIMIT 1")[0]
+    one = rows(con, "SELECT raw, record_id, event_uid, input_id, input_record FROM events LIMIT 1")[
+        0
+    ]
     assert '"EventRecordID"' in one["raw"] and one["record_id"] is not None
     assert one["event_uid"] == f"{one['input_id']}:{one['input_record']}"
 
@@ -47,7 +49,10 @@ def test_nxlog_json_otrf_sample(tmp_path: Path) -> None:
     assert summary.events == n_lines and summary.rejected == 0
     r = rows(con, "SELECT * FROM events WHERE event_code = 4698")[0]
     assert r["action"] == "scheduled_task" and r["host"] == "workstation6" and r["query"]
-    assert rows(con, "SELECT count(*) AS n FROM events WHERE action = 'network_connection'")[0]["n"] > 0
+    assert (
+        rows(con, "SELECT count(*) AS n FROM events WHERE action = 'network_connection'")[0]["n"]
+        > 0
+    )
 
 
 def test_winlogbeat(tmp_path: Path) -> None:
@@ -56,7 +61,11 @@ def test_winlogbeat(tmp_path: Path) -> None:
     by_code = {r["event_code"]: r for r in rows(con, "SELECT * FROM events")}
     logon = by_code[4624]
     assert (logon["user"], logon["domain"], logon["src_ip"], logon["src_host"]) == (
-        "k.sato", "corp", "10.20.4.17", "us-app02")
+        "k.sato",
+        "corp",
+        "10.20.4.17",
+        "us-app02",
+    )
     assert logon["host"] == "jp-fs01" and logon["logon_type"] == 3 and logon["record_id"] == 88121
     assert by_code[1]["user"] == "k.sato" and by_code[1]["domain"] == "corp"
     assert by_code[4663]["file_path"].endswith("naval-layout.pdf")
@@ -77,7 +86,11 @@ def test_authlog_classic_year_rollover(tmp_path: Path) -> None:
     assert [r["ts"].year for r in got] == [2019, 2019, 2020, 2020, 2020, 2020, 2020]
     accepted = got[0]
     assert (accepted["action"], accepted["outcome"], accepted["user"], accepted["src_ip"]) == (
-        "logon", "success", "alice", "203.0.113.7")
+        "logon",
+        "success",
+        "alice",
+        "203.0.113.7",
+    )
     assert accepted["src_port"] == 51234 and accepted["host"] == "sg-app03"
     assert (got[1]["action"], got[1]["user"]) == ("logon_failed", "admin")
     assert (got[2]["action"], got[2]["user"]) == ("logon_failed", "oracle")
@@ -103,16 +116,27 @@ def test_zeek_conn_tsv_and_json_agree(tmp_path: Path, name: str) -> None:
     assert summary.files[0].format == "zeek" and summary.rejected == 0
     first = rows(con, "SELECT * FROM events ORDER BY ts LIMIT 1")[0]
     assert first["channel"] == "conn" and first["action"] == "network_connection"
-    assert (first["src_ip"], first["dst_ip"], first["dst_port"]) == ("192.168.1.41", "192.168.1.4", 53)
+    assert (first["src_ip"], first["dst_ip"], first["dst_port"]) == (
+        "192.168.1.41",
+        "192.168.1.4",
+        53,
+    )
     assert first["logon_id"] == "Cnsu5m395zFmE9ikp4"
     assert '"id.orig_h"' in first["raw"]
 
 
 def test_zeek_dns_and_files(tmp_path: Path) -> None:
-    summary, con = ingest_and_query(tmp_path / "case", DATA / "zeek" / "dns.log", DATA / "zeek" / "files.log")
+    summary, con = ingest_and_query(
+        tmp_path / "case", DATA / "zeek" / "dns.log", DATA / "zeek" / "files.log"
+    )
     counts = {Path(f.path).name: f.records_read for f in summary.files}
     assert counts == {"dns.log": 96, "files.log": 3}
-    assert rows(con, "SELECT count(*) AS n FROM events WHERE action='dns_query' AND query IS NOT NULL")[0]["n"] > 0
+    assert (
+        rows(
+            con, "SELECT count(*) AS n FROM events WHERE action='dns_query' AND query IS NOT NULL"
+        )[0]["n"]
+        > 0
+    )
     transfers = rows(con, "SELECT * FROM events WHERE action = 'file_transfer'")
     assert len(transfers) == 3 and any(r["bytes_in"] == 7168 for r in transfers)
 
@@ -124,8 +148,13 @@ def test_lanl_auth_and_flows(tmp_path: Path) -> None:
     auth = rows(con, "SELECT * FROM events WHERE source_format='lanl_auth' ORDER BY input_record")
     assert len(auth) == 5
     net = auth[2]
-    assert (net["user"], net["src_host"], net["dst_host"], net["logon_type"], net["auth_package"]) == (
-        "u292", "c17693", "c1003", 3, "NTLM")
+    assert (
+        net["user"],
+        net["src_host"],
+        net["dst_host"],
+        net["logon_type"],
+        net["auth_package"],
+    ) == ("u292", "c17693", "c1003", 3, "NTLM")
     assert auth[3]["outcome"] == "failure" and auth[1]["action"] == "kerberos_service_ticket"
     flows = rows(con, "SELECT * FROM events WHERE source_format='lanl_flows' ORDER BY input_record")
     assert len(flows) == 3 and flows[2]["dst_port"] == 445 and flows[2]["bytes_out"] == 14210
@@ -133,14 +162,20 @@ def test_lanl_auth_and_flows(tmp_path: Path) -> None:
 
 def test_mapped_csv_and_json(tmp_path: Path) -> None:
     summary, con = ingest_and_query(
-        tmp_path / "case", DATA / "mapped" / "vpn.csv", DATA / "mapped" / "proxy.jsonl",
+        tmp_path / "case",
+        DATA / "mapped" / "vpn.csv",
+        DATA / "mapped" / "proxy.jsonl",
         mappings=[DATA / "mapped"],
     )
     assert {f.format for f in summary.files} == {"vpn", "proxy"}
     vpn = rows(con, "SELECT * FROM events WHERE source_format='vpn' ORDER BY input_record")
     assert len(vpn) == 4
     assert (vpn[0]["action"], vpn[0]["user"], vpn[0]["src_ip"], vpn[0]["src_host"]) == (
-        "remote_access", "t.tanaka", "198.51.100.77", "pc-home-77")
+        "remote_access",
+        "t.tanaka",
+        "198.51.100.77",
+        "pc-home-77",
+    )
     assert vpn[1]["outcome"] == "failure" and vpn[1]["dst_ip"] is None
     assert vpn[2]["action"] == "logoff"
     assert vpn[3]["user"] == "=cmd|' /c calc'!a0"  # data, kept verbatim (lower-cased account)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import typer
-from sigma_helpers import PROCESS, fresh_case, rule_id, rule_yaml, write_rules
 from typer.testing import CliRunner
 
 from breachtrace.cli_hunt import register
+
+from sigma_helpers import PROCESS, fresh_case, rule_id, rule_yaml, write_rules
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sigma_helpers import SECURITY, fresh_case, matched_records, rule_id, rule_yaml
 
 from breachtrace.case import Case
 from breachtrace.detect.sigma import HuntSummary, hunt
+
+from sigma_helpers import SECURITY, fresh_case, matched_records, rule_id, rule_yaml
 
 FAILED = rule_yaml("failed_logon", SECURITY, {"sel": {"EventID": 4625}, "condition": "sel"},
                    name="test_failed_logon")  # fmt: skip

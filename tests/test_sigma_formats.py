@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sigma_helpers import SECURITY, matched_records, rule_id, rule_yaml, write_rules
-
 from breachtrace.case import Case
 from breachtrace.detect.sigma import hunt
 from breachtrace.ingest.runner import ingest
+
+from sigma_helpers import SECURITY, matched_records, rule_id, rule_yaml, write_rules
 
 DATA = Path(__file__).parent / "data"
 RULES = {

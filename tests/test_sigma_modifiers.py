@@ -9,6 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from breachtrace.case import Case
+from breachtrace.detect.sigma import HuntSummary, hunt
+from breachtrace.findings_query import FindingFilter, select_findings
+from breachtrace.schema import Finding
+
 from sigma_helpers import (
     PROCESS,
     SECURITY,
@@ -18,11 +24,6 @@ from sigma_helpers import (
     rule_yaml,
     write_rules,
 )
-
-from breachtrace.case import Case
-from breachtrace.detect.sigma import HuntSummary, hunt
-from breachtrace.findings_query import FindingFilter, select_findings
-from breachtrace.schema import Finding
 
 PS_SCRIPT = {"product": "windows", "category": "ps_script"}
 SYSTEM = {"product": "windows", "service": "system"}

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from sigma.collection import SigmaCollection
-from sigma_helpers import PROCESS, fresh_case, matched_records, rule_id, rule_yaml, write_rules
 
 from breachtrace.detect.sigma import NoRulesConfigured, default_rule_paths, hunt
 from breachtrace.detect.sigma.backend import DuckDBSigmaBackend, field_column
 from breachtrace.detect.sigma.loader import RuleFilter, load_rules
 from breachtrace.detect.sigma.records import RuleMeta
+
+from sigma_helpers import PROCESS, fresh_case, matched_records, rule_id, rule_yaml, write_rules
 
 GOOD = rule_yaml("good", PROCESS, {"sel": {"Image|endswith": "\\cmd.exe"}, "condition": "sel"})
 SYNTAX_ERROR = (
