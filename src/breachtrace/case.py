@@ -238,7 +238,9 @@ class Case:
         con.register("findings_empty", FINDING_SCHEMA.empty_table())
         con.execute(f"CREATE OR REPLACE {kind} events AS SELECT * FROM {self.events_source_sql()}")
         if temp or any(self.findings_dir.glob("*.parquet")):
-            con.execute(f"CREATE OR REPLACE {kind} findings AS SELECT * FROM {findings_source_sql(self)}")
+            con.execute(
+                f"CREATE OR REPLACE {kind} findings AS SELECT * FROM {findings_source_sql(self)}"
+            )
         con.execute(
             f"CREATE OR REPLACE {kind} rejects AS SELECT * FROM {self.rejects_source_sql()}"
         )

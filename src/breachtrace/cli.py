@@ -188,9 +188,11 @@ def demo(
 
 def _register_stage_commands() -> None:
     """Commands of the later stages live beside their stage, registered here."""
+    from breachtrace.cli_detect import register as register_detect
     from breachtrace.cli_hunt import register as register_hunt
 
     register_hunt(app)
+    register_detect(app)
 
 
 _register_stage_commands()

@@ -211,6 +211,12 @@ def print_demo(console: Console, result: DemoResult) -> None:
             f"sigma hunt: {h.rules_compiled:,} rules compiled, {h.rules_fired:,} fired, "
             f"{h.findings:,} findings over {h.events_scanned:,} events in {h.seconds:.1f} s"
         ))  # fmt: skip
+    if result.detect is not None:
+        d = result.detect
+        per = ", ".join(f"{a.name} {a.findings}" for a in d.analytics)
+        console.print(
+            Text(f"behavioural analytics: {d.findings:,} findings ({per}) in {d.seconds:.1f} s")
+        )
     for stage, why in result.skipped.items():
         console.print(Text(f"{stage} skipped: {why}", style="yellow"))
     console.print(Text("outputs:", style="bold"))

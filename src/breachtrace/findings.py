@@ -37,4 +37,6 @@ def findings_source_sql(case: Case) -> str:
     """A FROM-clause source over every findings set of the case (empty if none)."""
     if not any(case.findings_dir.glob("*.parquet")) if case.findings_dir.exists() else True:
         return "(SELECT * FROM findings_empty)"
-    return f"read_parquet({sql_literal(str(case.findings_dir / '*.parquet'))}, union_by_name = true)"
+    return (
+        f"read_parquet({sql_literal(str(case.findings_dir / '*.parquet'))}, union_by_name = true)"
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from breachtrace.case import Case
+from breachtrace.detect.behaviour import DetectSummary, detect
 from breachtrace.detect.sigma import HuntSummary, NoRulesConfigured, default_rule_paths, hunt
 from breachtrace.ingest.runner import IngestSummary, Progress, ingest
 from breachtrace.query import CaseInfo, case_info
@@ -25,6 +26,7 @@ class DemoResult:
     info: CaseInfo
     seconds: dict[str, float] = field(default_factory=dict)
     hunt: HuntSummary | None = None
+    detect: DetectSummary | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # stage -> why it did not run
 
 
@@ -59,4 +61,12 @@ def run_demo(
         mark = time.perf_counter()
         result.hunt = hunt(Case.open(case_dir), rule_paths)
         seconds["hunt"] = time.perf_counter() - mark
+    say("running the behavioural analytics with the simulated organisation's context files")
+    mark = time.perf_counter()
+    evidence = out / "evidence"
+    result.detect = detect(
+        case_dir, assets=evidence / "assets.csv", networks=evidence / "networks.csv",
+        identities=evidence / "identities.csv",
+    )  # fmt: skip
+    seconds["detect"] = time.perf_counter() - mark
     return result
