@@ -11,12 +11,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from breachtrace.case import Case, CaseError
-from breachtrace.cli_output import printable, write_rows
+from breachtrace.cli_output import BarProgress, printable, write_rows
 from breachtrace.context import ContextError
 from breachtrace.detect.behaviour import AnalyticSummary, DetectSummary, detect
 from breachtrace.detect.behaviour.config import ConfigError
@@ -25,27 +24,12 @@ from breachtrace.detect.behaviour.registry import Analytic
 ANALYTIC_NAMES = "lateral, credentials, bulk, beacon, tamper"
 
 
-class DetectProgressBar:
-    """One bar step per analytic on a terminal; plain lines otherwise."""
+class DetectProgressBar(BarProgress):
+    """Detect progress: one step per analytic."""
 
     def __init__(self, console: Console) -> None:
-        self.console = console
-        self.live = console.is_terminal
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=True,
-        )  # fmt: skip
-        self.task = self.bar.add_task("detect", total=None)
+        super().__init__(console, "detect")
         self.events = 0
-
-    def __enter__(self) -> DetectProgressBar:
-        if self.live:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live:
-            self.bar.stop()
 
     def started(self, analytics: list[Analytic], events: int) -> None:
         self.events = events
@@ -59,10 +43,6 @@ class DetectProgressBar:
     def analytic_done(self, analytic: Analytic, summary: AnalyticSummary) -> None:
         self.bar.advance(self.task)
         self._log(f"{analytic.name}: {summary.findings:,} findings in {summary.seconds:.1f} s")
-
-    def _log(self, message: str) -> None:
-        if not self.live:
-            self.console.print(Text(message), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

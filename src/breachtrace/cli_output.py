@@ -75,23 +75,21 @@ def write_rows(
         raise SystemExit(f"unknown output {fmt!r}: choose table, jsonl or csv")
 
 
-class IngestProgress(IngestCallbacks):
-    """A progress bar on a terminal; plain log lines otherwise."""
+class BarProgress:
+    """A transient progress bar on a terminal; plain log lines when not a TTY (CI, pipes)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(
+        self, console: Console, description: str, *extra: TextColumn, **fields: Any
+    ) -> None:
         self.console = console
         self.live = console.is_terminal
         self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[records]:,} records, {task.fields[rate]:,.0f}/s"),
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *extra,
             TimeElapsedColumn(), console=console, transient=True,
         )  # fmt: skip
-        self.task = self.bar.add_task("ingest", total=None, records=0, rate=0.0)
-        self.records_total = 0
-        self.started = time.perf_counter()
-        self.last_log = 0.0
+        self.task = self.bar.add_task(description, total=None, **fields)
 
-    def __enter__(self) -> IngestProgress:
+    def __enter__(self) -> BarProgress:
         if self.live:
             self.bar.start()
         return self
@@ -99,6 +97,21 @@ class IngestProgress(IngestCallbacks):
     def __exit__(self, *exc: object) -> None:
         if self.live:
             self.bar.stop()
+
+    def _log(self, message: str) -> None:
+        if not self.live:
+            self.console.print(Text(message), highlight=False)
+
+
+class IngestProgress(BarProgress, IngestCallbacks):
+    """Ingest progress: files, records and records/s."""
+
+    def __init__(self, console: Console) -> None:
+        records = TextColumn("{task.fields[records]:,} records, {task.fields[rate]:,.0f}/s")
+        super().__init__(console, "ingest", records, records=0, rate=0.0)
+        self.records_total = 0
+        self.started = time.perf_counter()
+        self.last_log = 0.0
 
     def start(self, total_files: int, total_bytes: int) -> None:
         self.bar.update(self.task, total=total_files)
@@ -131,10 +144,6 @@ class IngestProgress(IngestCallbacks):
                 f"{result.format}: {printable(result.path)}: {result.records_read:,} records, "
                 f"{result.records_rejected:,} rejected"
             )
-
-    def _log(self, message: str) -> None:
-        if not self.live:
-            self.console.print(Text(message), highlight=False)
 
 
 def print_ingest_summary(console: Console, summary: IngestSummary) -> None:
