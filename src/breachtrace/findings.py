@@ -35,7 +35,8 @@ def write_findings(case: Case, name: str, table: pa.Table) -> None:
 
 def findings_source_sql(case: Case) -> str:
     """A FROM-clause source over every findings set of the case (empty if none)."""
-    if not any(case.findings_dir.glob("*.parquet")) if case.findings_dir.exists() else True:
+    has_findings = case.findings_dir.is_dir() and any(case.findings_dir.glob("*.parquet"))
+    if not has_findings:
         return "(SELECT * FROM findings_empty)"
     return (
         f"read_parquet({sql_literal(str(case.findings_dir / '*.parquet'))}, union_by_name = true)"
