@@ -56,10 +56,6 @@ def all_readers(mappings: Sequence[SourceMapping] = ()) -> list[Reader]:
     return [builtins[0], *(MappedReader(m) for m in mappings), *builtins[1:]]
 
 
-def reader_names(mappings: Sequence[SourceMapping] = ()) -> list[str]:
-    return [r.name for r in all_readers(mappings)]
-
-
 def choose_reader(
     src: InputFile, head: bytes, readers: Sequence[Reader], forced: str | None = None
 ) -> Reader | None:

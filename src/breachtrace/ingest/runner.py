@@ -143,13 +143,6 @@ class _Batch:
             self._finish_closed()
         return item.result
 
-    def forget(self, input_id: str) -> None:
-        """Drop an input none of whose rows were normalized yet (nothing staged)."""
-        self._tables = [t for t in self._tables if t.column("input_id")[0].as_py() != input_id]
-        self._pending_rows = sum(t.num_rows for t in self._tables)
-        self._pending_bytes = sum(t.nbytes for t in self._tables)
-        self.inputs.pop(input_id, None)
-
     # -- normalizing ----------------------------------------------------------------------
     def flush(self) -> None:
         if self._tables and self._sql is not None:
