@@ -79,7 +79,11 @@ def _sources_hash() -> str:
 def cached_dir(request: pytest.FixtureRequest, key: str, build: Callable[[Path], None]) -> Path:
     """A directory built once by ``build`` and kept in pytest's cache (rebuilt when the
     simulator or ingest sources change, or after ``pytest --cache-clear``)."""
-    root = Path(request.config.cache.mkdir("breachtrace-detect"))
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    if cache is not None:
+        root = Path(cache.mkdir("breachtrace-detect"))
+    else:
+        root = request.getfixturevalue("tmp_path_factory").mktemp("breachtrace-detect")
     target = root / f"{key}-{_sources_hash()}"
     done = target / ".complete"
     if not done.exists():
