@@ -162,17 +162,22 @@ def _extraction_ctes(
     FROM (SELECT row_no, input_id, input_record,
                  try(json_extract_string({raw}, {sys_slots.sql_list()})) AS s FROM {table})
 )"""
-    objects = [d.system_object, d.event_data or "$.none", d.user_data or "$.none"]
-    listed = "[" + ", ".join(sql_literal(p) for p in objects) + "]"
+    # Object dialects (EVTX): one parse per record reads the System values, the EventData
+    # fields and UserData's text; only UserData events (a minority) are parsed a second time.
+    prefix = d.system_object.removesuffix("$") if d.system_object else ""
+    system_paths = [prefix + p.removeprefix("$") for p in sys_slots.paths]
+    data_paths = [(d.event_data or "$.none") + p.removeprefix("$") for p in f_slots.paths]
+    every = [*system_paths, *data_paths, d.user_data or "$.none"]
+    n_sys, n_all = len(system_paths), len(every)
+    listed = "[" + ", ".join(sql_literal(p) for p in every) + "]"
     return f"""ob AS MATERIALIZED (
-    SELECT row_no, input_id, input_record, try(json_extract({raw}, {listed})) AS o FROM {table}
+    SELECT row_no, input_id, input_record, try(json_extract_string({raw}, {listed})) AS a
+    FROM {table}
 ), ex AS MATERIALIZED (
-    SELECT row_no, input_id, input_record, o IS NOT NULL AS ok,
-           json_extract_string(o[1], {sys_slots.sql_list()}) AS s,
-           json_extract_string(
-               CASE WHEN json_type(o[2]) = 'OBJECT' THEN o[2]
-                    ELSE CAST(json_extract(o[3], '$.*')[1] AS VARCHAR) END,
-               {f_slots.sql_list()}) AS f
+    SELECT row_no, input_id, input_record, a IS NOT NULL AS ok, a[1:{n_sys}] AS s,
+           CASE WHEN a[{n_all}] IS NULL THEN a[{n_sys + 1}:{n_all - 1}]
+                ELSE json_extract_string(CAST(json_extract(a[{n_all}], '$.*')[1] AS VARCHAR),
+                                         {f_slots.sql_list()}) END AS f
     FROM ob
 )"""
 
@@ -201,7 +206,7 @@ def normalize_sql(table: str, dialect_name: str, source_format: str, raw_column:
         ids = ", ".join(str(int(i)) for i in rule["ids"])
         pattern = channels.get(rule["channel"], rule["channel"])
         rule_whens.append(
-            f"WHEN {event_id} IN ({ids}) AND lower({first('channel')}) LIKE {sql_literal(pattern)} "
+            f"WHEN event_code IN ({ids}) AND channel_lc LIKE {sql_literal(pattern)} "
             f"THEN {number}"
         )
         action_whens.append(f"WHEN {number} THEN {sql_literal(rule['action'])}")
@@ -232,8 +237,7 @@ def normalize_sql(table: str, dialect_name: str, source_format: str, raw_column:
     extraction = _extraction_ctes(d, table, raw_column, sys_slots, f_slots)
     return f"""
 WITH {extraction}, cl AS MATERIALIZED (
-    SELECT row_no, input_id, input_record, ok, f,
-        {event_id} AS event_code,
+    SELECT row_no, input_id, input_record, ok, f, event_code,
         {system["channel"]} AS channel,
         {system["provider"]} AS provider,
         bt_host({system["computer"]}) AS host,
@@ -241,7 +245,8 @@ WITH {extraction}, cl AS MATERIALIZED (
         bt_ts({time_text}) AS ts,
         bt_int({system["record_id"]}) AS record_id,
         CASE {" ".join(rule_whens)} END AS rule_no
-    FROM ex
+    -- event id and channel are computed once here, not once per rule
+    FROM (SELECT *, {event_id} AS event_code, lower({system["channel"]}) AS channel_lc FROM ex)
 )
 SELECT
     row_no, input_id, input_record, ts,
