@@ -1,0 +1,161 @@
+"""The few event queries trace needs beyond the findings, each a small aggregate in DuckDB:
+who connected to an entry point from outside before its first malicious sign, what started
+the implant that beacons, the first connection behind a hop whose logon records are missing,
+and which VPN addresses an account also used from its own (other) devices.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+
+from breachtrace.context import Context
+
+LOOKBACK = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class OutsideContact:
+    address: str
+    first: datetime
+    last: datetime
+    connections: int
+    ports: int
+
+
+def host_addresses(context: Context) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(host -> its addresses, address -> host) from the asset inventory."""
+    by_host = {a.host: list(a.ips) for a in context.assets}
+    by_ip = {ip: a.host for a in context.assets for ip in a.ips}
+    return by_host, by_ip
+
+
+def is_outside(address: str, context: Context) -> bool:
+    """True for a public address that no internal network of the inventory holds."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for net in context.networks:
+        if ip in net.network:
+            return not net.internal
+    return ip.is_global
+
+
+def outside_contacts(
+    con: duckdb.DuckDBPyConnection, addresses: list[str], before: datetime, context: Context
+) -> list[OutsideContact]:
+    """Outside addresses that connected to ``addresses`` in the two days before ``before``,
+    latest first."""
+    if not addresses:
+        return []
+    rows = con.execute(
+        """
+SELECT src_ip, min(ts), max(ts), count(*), count(DISTINCT dst_port) FROM events
+WHERE action = 'network_connection' AND list_contains(?, dst_ip)
+  AND ts >= ? AND ts <= ? AND src_ip IS NOT NULL
+GROUP BY src_ip ORDER BY max(ts) DESC LIMIT 200
+""",
+        [addresses, before - LOOKBACK, before],
+    ).fetchall()
+    return [
+        OutsideContact(r[0], r[1], r[2], int(r[3]), int(r[4]))
+        for r in rows
+        if is_outside(r[0], context)
+    ]
+
+
+def implant_start(
+    con: duckdb.DuckDBPyConnection, host: str, evidence: list[str], before: datetime
+) -> tuple[datetime, str, str | None] | None:
+    """(time, image, parent) of the first start on ``host`` of a program that made the
+    beaconing connections in ``evidence``, if the process view recorded it."""
+    if not evidence:
+        return None
+    row = con.execute(
+        """
+WITH images AS (
+    SELECT DISTINCT lower(process) AS image FROM events
+    WHERE list_contains(?, event_uid) AND process IS NOT NULL
+)
+SELECT e.ts, coalesce(e.process, e.file_path), e.parent_process FROM events e JOIN images i
+  ON lower(e.process) = i.image OR lower(e.file_path) = i.image
+WHERE e.host = ? AND e.action IN ('process_start', 'service_install') AND e.ts <= ?
+ORDER BY e.ts LIMIT 1
+""",
+        [evidence, host, before],
+    ).fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def first_connection(
+    con: duckdb.DuckDBPyConnection,
+    src_ips: list[str],
+    dst_ips: list[str],
+    start: datetime,
+    end: datetime,
+) -> datetime | None:
+    """The first flow from ``src_ips`` to ``dst_ips`` in [start, end] (network view)."""
+    if not src_ips or not dst_ips:
+        return None
+    row = con.execute(
+        "SELECT min(ts) FROM events WHERE action = 'network_connection' "
+        "AND list_contains(?, src_ip) AND list_contains(?, dst_ip) AND ts BETWEEN ? AND ?",
+        [src_ips, dst_ips, start, end],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def own_vpn_addresses(con: duckdb.DuckDBPyConnection, account: str, devices: list[str]) -> set[str]:
+    """Outside addresses ``account`` connected from over VPN with a device other than
+    ``devices``: the employee's own connections (home, hotel), not the intruder's."""
+    rows = con.execute(
+        "SELECT DISTINCT src_ip FROM events WHERE action = 'remote_access' AND user = ? "
+        "AND src_ip IS NOT NULL AND src_host IS NOT NULL AND NOT list_contains(?, src_host)",
+        [account, devices],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def first_vpn_logon(
+    con: duckdb.DuckDBPyConnection, account: str, host: str, device: str, since: datetime
+) -> tuple[datetime, str] | None:
+    """(time, event_uid) of the first logon on ``host`` by ``account`` from an address the
+    VPN assigned to ``device`` for that account, at or after ``since``."""
+    row = con.execute(
+        """
+WITH vpn AS (
+    SELECT ts AS start, dst_ip AS assigned,
+           lead(ts) OVER (PARTITION BY dst_ip ORDER BY ts) AS next_ts
+    FROM events WHERE action IN ('remote_access', 'logoff')
+      AND user = ? AND src_host = ? AND dst_ip IS NOT NULL
+)
+SELECT e.ts, e.event_uid FROM events e JOIN vpn v ON e.src_ip = v.assigned
+  AND e.ts >= v.start AND e.ts <= coalesce(v.next_ts, v.start + INTERVAL 1 DAY)
+WHERE e.action = 'logon' AND e.host = ? AND e.user = ? AND e.ts >= ?
+ORDER BY e.ts LIMIT 1
+""",
+        [account, device, host, account, since],
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def accounts_acting(
+    con: duckdb.DuckDBPyConnection, host: str, start: datetime, end: datetime
+) -> list[str]:
+    """Accounts (not machine or system accounts) that started programs on ``host`` in
+    [start, end]: on an entry point, whoever ran the first commands."""
+    rows = con.execute(
+        """
+SELECT user FROM events
+WHERE host = ? AND action = 'process_start' AND ts BETWEEN ? AND ? AND user IS NOT NULL
+  AND NOT ends_with(user, '$')
+  AND lower(user) NOT IN ('system', 'localsystem', 'local service', 'network service', '-')
+GROUP BY user ORDER BY min(ts)
+""",
+        [host, start, end],
+    ).fetchall()
+    return [r[0] for r in rows]
