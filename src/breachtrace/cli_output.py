@@ -232,6 +232,8 @@ def print_demo(console: Console, result: DemoResult) -> None:
     console.print(Text(f"  case directory      {result.case}"))
     console.print(Text(f"  simulated evidence  {result.out / 'evidence' / 'logs'}"))
     console.print(Text(f"  ground truth        {sim.truth}"))
+    if result.report is not None and "html" in result.report.files:
+        console.print(Text(f"  report              {result.report.files['html']}"))
     console.print(Text(f"explore: breachtrace info --case {result.case}"))
     console.print(
         Text(f"         breachtrace events --case {result.case} --action logon --limit 20")
