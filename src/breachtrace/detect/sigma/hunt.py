@@ -313,20 +313,12 @@ def _candidates(
     if not chosen:
         return runnable
     texts = {g.number: scan.anchor_texts(g) for g in chosen}
-    rows = [(grp, n, f, t) for grp, items in texts.items() for n, (f, t) in enumerate(items)]
-    table = pa.table({
-        "grp": pa.array([r[0] for r in rows], pa.int32()),
-        "n": pa.array([r[1] for r in rows], pa.int32()),
-        "field": [r[2] for r in rows],
-        "text": [r[3] for r in rows],
-    })  # fmt: skip
-    con.register("hunt_texts", table)
-    try:
-        present: dict[int, set[int]] = {}
-        for grp, n in con.execute(scan.prefilter_sql(chosen, "hunt_texts")).fetchall():
-            present.setdefault(grp, set()).add(n)
-    finally:
-        con.unregister("hunt_texts")
+    values: dict[int, dict[str, list[str]]] = {}
+    for grp, field_name, value in con.execute(scan.values_sql(chosen)).fetchall():
+        values.setdefault(grp, {}).setdefault(field_name, []).append(value)
+    present = {
+        g.number: scan.present_texts(texts[g.number], values.get(g.number, {})) for g in chosen
+    }
     for group in chosen:
         found = present.get(group.number, set())
         runnable[group.number] = scan.candidates(group, texts[group.number], found)

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import ahocorasick
+
 from breachtrace.detect.sigma.backend import KEYWORD_FIELD, field_column
 from breachtrace.detect.sigma.logsources import EventSource, FieldAccess, LogsourceMap
 from breachtrace.detect.sigma.records import CompiledRule
@@ -194,21 +196,49 @@ def anchored_fields(group: RuleGroup) -> list[str]:
     return sorted({f for f, _ in anchor_texts(group)})
 
 
-def prefilter_sql(groups: list[RuleGroup], texts_table: str) -> str:
-    """SELECT (group number, text index) of the anchor texts occurring in some event of their
-    group. ``texts_table`` holds (grp, n, field, text)."""
-    values = [
-        f"SELECT {group.number} AS grp, {sql_literal(f)} AS field, "
-        f"lower({field_column(f)}) AS value FROM {group.table}"
-        for group in groups
-        for f in anchored_fields(group)
-    ]
+def values_sql(groups: list[RuleGroup]) -> str:
+    """SELECT the distinct lower-cased (group number, field, value) of the fields that carry
+    anchor texts: the aggregate the prefilter searches. One pass per group reads all of its
+    anchored fields (a group that searches records is a view: each pass re-parses them)."""
+    values = []
+    for group in groups:
+        fields = anchored_fields(group)
+        names = ", ".join(sql_literal(f) for f in fields)
+        columns = ", ".join(f"lower(CAST({field_column(f)} AS VARCHAR))" for f in fields)
+        values.append(
+            f"SELECT {group.number} AS grp, unnest([{names}]) AS field, "
+            f"unnest([{columns}]) AS value FROM {group.table}"
+        )
     return (
-        f"WITH vals AS MATERIALIZED (SELECT DISTINCT grp, field, value FROM "
-        f"({' UNION ALL '.join(values)}) WHERE value IS NOT NULL) "
-        f"SELECT DISTINCT t.grp, t.n FROM {texts_table} t JOIN vals v "
-        f"ON v.grp = t.grp AND v.field = t.field AND contains(v.value, t.text)"
+        f"SELECT DISTINCT grp, field, value FROM ({' UNION ALL '.join(values)}) "
+        "WHERE value IS NOT NULL"
     )
+
+
+def present_texts(texts: list[tuple[str, str]], values: dict[str, list[str]]) -> set[int]:
+    """Indices of the (field, text) anchors occurring in some value of their field.
+
+    One Aho-Corasick automaton per field scans each distinct value once for all of its texts;
+    a join of texts by values with ``contains`` costs texts x values.
+    """
+    by_field: dict[str, list[int]] = {}
+    for n, (name, _text) in enumerate(texts):
+        by_field.setdefault(name, []).append(n)
+    found: set[int] = set()
+    for name, numbers in by_field.items():
+        automaton = ahocorasick.Automaton()
+        for n in numbers:
+            text = texts[n][1]
+            automaton.add_word(text, (*automaton.get(text, ()), n))
+        automaton.make_automaton()
+        wanted, seen = len(numbers), set()
+        for value in values.get(name, ()):
+            for _end, hits in automaton.iter(value):
+                seen.update(hits)
+            if len(seen) == wanted:
+                break
+        found |= seen
+    return found
 
 
 def candidates(
