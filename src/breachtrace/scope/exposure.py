@@ -1,0 +1,184 @@
+"""Files read within each route's sessions, in SQL.
+
+A route's sessions: logons on a hop's destination by the hop's account from the hop's source
+(its host name or one of its addresses), from the hop's time on; for a VPN hop, logons by the
+account from an address the VPN assigned to the route's device during a session from one of
+the route's outside addresses. Files read are the object and share access records of those
+logon sessions (host evidence), plus files the network saw move (Zeek smb_files/files) from a
+route's client address to a route's host while the route was active (network evidence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+# Share-level records (\\*\share, no file below it) are connections, not reads.
+_SHARE_ONLY = r"regexp_full_match(file_path, '\\\\[^\\]+\\[^\\]+\\?')"
+
+
+@dataclass(frozen=True)
+class RouteEdge:
+    route_id: str
+    src: str
+    dst: str
+    account: str
+    since: datetime
+    via_vpn: bool
+
+
+def register_edges(
+    con: duckdb.DuckDBPyConnection,
+    edges: list[RouteEdge],
+    route_addresses: dict[str, list[str]],
+    ips_of_host: dict[str, list[str]],
+) -> None:
+    """Temp tables sc_edges and sc_route_addresses, sc_host_ips for the session queries."""
+    con.register(
+        "sc_edges_arrow",
+        pa.table(
+            {
+                "route_id": pa.array([e.route_id for e in edges], pa.string()),
+                "src": pa.array([e.src for e in edges], pa.string()),
+                "dst": pa.array([e.dst for e in edges], pa.string()),
+                "account": pa.array([e.account for e in edges], pa.string()),
+                "since": pa.array([e.since for e in edges], pa.timestamp("us")),
+                "via_vpn": pa.array([e.via_vpn for e in edges], pa.bool_()),
+            }
+        ),
+    )
+    pairs = [(r, a) for r, addrs in route_addresses.items() for a in addrs]
+    con.register(
+        "sc_route_addr_arrow",
+        pa.table({"route_id": [p[0] for p in pairs], "address": [p[1] for p in pairs]}),
+    )
+    host_ips = [(h, ip) for h, ips in ips_of_host.items() for ip in ips]
+    con.register(
+        "sc_host_ips_arrow",
+        pa.table({"host": [p[0] for p in host_ips], "ip": [p[1] for p in host_ips]}),
+    )
+    for name in ("sc_edges", "sc_route_addr", "sc_host_ips"):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+        con.unregister(f"{name}_arrow")
+
+
+SESSIONS_SQL = """
+CREATE OR REPLACE TEMP TABLE sc_sessions AS
+WITH vpn AS (
+    SELECT a.route_id, v.user, v.src_host AS device, v.dst_ip AS assigned, v.ts AS start,
+           lead(v.ts) OVER (PARTITION BY v.dst_ip ORDER BY v.ts) AS next_ts, v.action
+    FROM events v JOIN sc_route_addr a ON v.src_ip = a.address
+    WHERE v.action IN ('remote_access', 'logoff') AND v.dst_ip IS NOT NULL
+), vpn_sessions AS (
+    SELECT route_id, user, device, assigned, start,
+           coalesce(next_ts, start + INTERVAL 1 DAY) AS stop
+    FROM vpn WHERE action = 'remote_access'
+), logons AS (
+    SELECT host, user, logon_id, ts, src_ip, src_host, event_uid, input_id FROM events
+    WHERE action = 'logon' AND logon_id IS NOT NULL AND coalesce(outcome, 'success') = 'success'
+      AND host IN (SELECT dst FROM sc_edges)
+)
+SELECT DISTINCT e.route_id, l.host, l.user, l.logon_id, l.ts, l.event_uid, l.input_id
+FROM logons l JOIN sc_edges e ON l.host = e.dst AND l.user = e.account AND NOT e.via_vpn
+  AND l.ts >= e.since - INTERVAL 1 MINUTE
+WHERE l.src_host = e.src
+   OR l.src_ip IN (SELECT ip FROM sc_host_ips WHERE host = e.src)
+UNION
+SELECT DISTINCT e.route_id, l.host, l.user, l.logon_id, l.ts, l.event_uid, l.input_id
+FROM logons l JOIN sc_edges e ON l.host = e.dst AND l.user = e.account AND e.via_vpn
+JOIN vpn_sessions v ON v.route_id = e.route_id AND v.user = e.account AND v.device = e.src
+  AND l.src_ip = v.assigned AND l.ts BETWEEN v.start AND v.stop
+"""
+
+READS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE sc_reads AS
+WITH host_reads AS (
+    SELECT s.route_id, r.host, r.ts, r.event_uid, r.input_id, 'host' AS evidence,
+           s.host || ':' || s.logon_id AS session,
+           replace(r.file_path, '\\\\*\\', '\\\\' || r.host || '\\') AS path
+    FROM events r JOIN (SELECT DISTINCT route_id, host, user, logon_id FROM sc_sessions) s
+      ON r.host = s.host AND r.logon_id = s.logon_id AND r.user = s.user
+    WHERE r.action IN ('file_access', 'share_access') AND r.file_path IS NOT NULL
+      AND NOT {_SHARE_ONLY}
+), clients AS (
+    SELECT e.route_id, i.ip, min(e.since) AS since FROM sc_edges e
+    JOIN sc_host_ips i ON i.host = e.src GROUP BY ALL
+    UNION ALL
+    SELECT a.route_id, v.dst_ip, min(v.ts) FROM events v
+    JOIN sc_route_addr a ON v.src_ip = a.address
+    WHERE v.action = 'remote_access' AND v.dst_ip IS NOT NULL GROUP BY ALL
+), servers AS (
+    SELECT DISTINCT e.route_id, i.ip, e.dst AS host FROM sc_edges e
+    JOIN sc_host_ips i ON i.host = e.dst
+), net_reads AS (
+    SELECT c.route_id, s.host, n.ts, n.event_uid, n.input_id, 'network' AS evidence,
+           n.src_ip || '>' || s.host AS session,
+           CASE WHEN n.query IS NOT NULL AND NOT ends_with(lower(n.file_path), lower(n.query))
+                THEN rtrim(n.file_path, '\\') || '\\' || n.query ELSE n.file_path END AS path
+    FROM events n JOIN clients c ON n.src_ip = c.ip AND n.ts >= c.since
+    JOIN servers s ON s.route_id = c.route_id AND n.dst_ip = s.ip
+    WHERE n.source_format = 'zeek' AND n.action IN ('file_access', 'file_transfer')
+      AND n.file_path IS NOT NULL
+)
+SELECT * FROM host_reads UNION ALL SELECT * FROM net_reads
+"""
+
+# Every folder prefix of each read path, joined on equality with the inventory (a prefix join
+# would be a nested loop); the longest matching prefix names the owner.
+OWNED_SQL = """
+CREATE OR REPLACE TEMP TABLE sc_owned AS
+WITH paths AS (
+    SELECT DISTINCT path, string_split(lower(path), '\\') AS parts
+    FROM sc_reads
+), cuts AS (
+    SELECT path, parts, unnest(range(1, len(parts))) AS i FROM paths
+), prefixes AS (
+    SELECT path, array_to_string(parts[1:i], '\\') || '\\' AS prefix FROM cuts
+), matched AS (
+    SELECT p.path, arg_max(i.owner, len(i.prefix)) AS owner,
+           arg_max(i.classification, len(i.prefix)) AS classification,
+           arg_max(i.individuals, len(i.prefix)) AS individuals,
+           max(len(i.prefix)) AS prefix_len
+    FROM prefixes p JOIN sc_inventory i ON i.prefix = p.prefix GROUP BY p.path
+)
+SELECT r.*, m.owner, m.classification, m.individuals,
+       -- one file read over SMB is logged twice (share path and local path): the part below
+       -- the owner's folder is the same in both, so it identifies the file
+       CASE WHEN m.owner IS NULL THEN lower(r.path)
+            ELSE m.owner || '|' || substr(lower(r.path), m.prefix_len + 1) END AS file_key
+FROM sc_reads r LEFT JOIN matched m USING (path)
+"""
+
+PER_ROUTE_OWNER_SQL = """
+SELECT route_id, owner, count(DISTINCT host || '|' || file_key) AS files,
+       min(ts) AS first_access, max(ts) AS last_access,
+       arg_max(classification, individuals) AS classification, max(individuals) AS individuals,
+       bool_or(evidence = 'host') AS host_evidence,
+       list(DISTINCT session)[1:5] AS sessions,
+       list(DISTINCT input_id) AS inputs,
+       list(DISTINCT path ORDER BY path)[1:5] AS sample_files
+FROM sc_owned WHERE owner IS NOT NULL GROUP BY route_id, owner ORDER BY route_id, owner
+"""
+
+UNOWNED_SQL = """
+SELECT path, list(DISTINCT route_id ORDER BY route_id) AS routes, min(ts) AS first_access
+FROM sc_owned WHERE owner IS NULL GROUP BY path ORDER BY path
+"""
+
+ROUTE_FILES_SQL = """
+SELECT route_id, count(DISTINCT host || '|' || file_key) AS files FROM sc_owned GROUP BY route_id
+"""
+
+OWNER_FILES_SQL = """
+SELECT owner, count(DISTINCT host || '|' || file_key) FROM sc_owned
+WHERE owner IS NOT NULL GROUP BY owner
+"""
+
+
+def compute(con: duckdb.DuckDBPyConnection) -> None:
+    """Build sc_sessions, sc_reads and sc_owned (inventory and edges registered first)."""
+    for sql in (SESSIONS_SQL, READS_SQL, OWNED_SQL):
+        con.execute(sql)
