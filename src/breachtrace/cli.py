@@ -190,10 +190,12 @@ def _register_stage_commands() -> None:
     """Commands of the later stages live beside their stage, registered here."""
     from breachtrace.cli_detect import register as register_detect
     from breachtrace.cli_hunt import register as register_hunt
+    from breachtrace.cli_investigate import register as register_investigate
     from breachtrace.cli_report import register as register_report
 
     register_hunt(app)
     register_detect(app)
+    register_investigate(app)
     register_report(app)
 
 

@@ -18,6 +18,8 @@ from breachtrace.simulate import SimulationSummary, simulate
 # the report is imported where it runs: its CSV writer imports cli_output, which imports us
 if TYPE_CHECKING:
     from breachtrace.report import ReportSummary
+    from breachtrace.scope import ScopeResult
+    from breachtrace.trace import TraceResult
 
 DEMO_SCENARIO = "telecom-2020"
 
@@ -34,6 +36,8 @@ class DemoResult:
     detect: DetectSummary | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # stage -> why it did not run
     report: ReportSummary | None = None
+    trace: TraceResult | None = None
+    scope: ScopeResult | None = None
 
 
 def run_demo(
@@ -58,27 +62,75 @@ def run_demo(
     ingested = ingest(case_dir, [out / "evidence" / "logs"], progress=progress)
     seconds["ingest"] = time.perf_counter() - mark
     result = DemoResult(out, case_dir, sim, ingested, case_info(Case.open(case_dir)), seconds)
-    try:
-        rule_paths = default_rule_paths()
-    except NoRulesConfigured:
-        result.skipped["hunt"] = "no Sigma rules configured (set BREACHTRACE_SIGMA_RULES)"
-    else:
-        say(f"hunting with the Sigma rules in {', '.join(map(str, rule_paths))}")
-        mark = time.perf_counter()
-        result.hunt = hunt(Case.open(case_dir), rule_paths)
-        seconds["hunt"] = time.perf_counter() - mark
-    say("running the behavioural analytics with the simulated organisation's context files")
-    mark = time.perf_counter()
     evidence = out / "evidence"
-    result.detect = detect(
-        case_dir, assets=evidence / "assets.csv", networks=evidence / "networks.csv",
-        identities=evidence / "identities.csv",
+    say("investigating with the simulated organisation's context files and data inventory")
+    found = investigate(
+        Case.open(case_dir), inventory=evidence / "data_inventory.csv",
+        assets=evidence / "assets.csv", networks=evidence / "networks.csv",
+        identities=evidence / "identities.csv", say=say,
     )  # fmt: skip
-    seconds["detect"] = time.perf_counter() - mark
+    result.hunt, result.detect = found.hunt, found.detect
+    result.trace, result.scope = found.trace, found.scope
+    result.skipped.update(found.skipped)
+    seconds.update(found.seconds)
     say(f"writing the report to {out / 'report'}")
     mark = time.perf_counter()
     from breachtrace.report import write_report
 
     result.report = write_report(case_dir, out / "report")
     seconds["report"] = time.perf_counter() - mark
+    return result
+
+
+@dataclass
+class Investigation:
+    """What ``investigate`` ran and produced, stage by stage."""
+
+    hunt: HuntSummary | None = None
+    detect: DetectSummary | None = None
+    trace: TraceResult | None = None
+    scope: ScopeResult | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # stage -> why it did not run
+
+
+def investigate(
+    case: Case,
+    *,
+    inventory: Path | None = None,
+    assets: Path | None = None,
+    networks: Path | None = None,
+    identities: Path | None = None,
+    lead: str | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> Investigation:
+    """hunt (when Sigma rules are configured), detect, trace, scope over one case.
+
+    The report stage joins as one more step after scope (see run_demo for its call)."""
+    from breachtrace.scope import scope
+    from breachtrace.trace import trace
+
+    result = Investigation()
+
+    def timed(stage: str, run: Callable[[], object]) -> object:
+        mark = time.perf_counter()
+        value = run()
+        result.seconds[stage] = time.perf_counter() - mark
+        return value
+
+    try:
+        rule_paths = default_rule_paths()
+    except NoRulesConfigured:
+        result.skipped["hunt"] = "no Sigma rules configured (set BREACHTRACE_SIGMA_RULES)"
+    else:
+        say(f"hunting with the Sigma rules in {', '.join(map(str, rule_paths))}")
+        result.hunt = timed("hunt", lambda: hunt(case, rule_paths))  # type: ignore[assignment]
+    say("running the behavioural analytics")
+    result.detect = timed("detect", lambda: detect(  # type: ignore[assignment]
+        case, assets=assets, networks=networks, identities=identities))  # fmt: skip
+    say("tracing incidents" + (f" from {lead}" if lead else ""))
+    result.trace = timed("trace", lambda: trace(case, lead=lead))  # type: ignore[assignment]
+    say("scoping the exposed data per route")
+    result.scope = timed("scope", lambda: scope(case, inventory=inventory, diff=True))  # type: ignore[assignment]
+    # report: the report stage is added here as the next step, writing from the case.
     return result
