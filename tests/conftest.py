@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +30,11 @@ def rows(con: Any, sql: str, *params: Any) -> list[dict[str, Any]]:
     cursor = con.execute(sql, list(params))
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Debian chromium driven by Playwright (skips when not installed)."""
+    from report_support import launch_chromium
+
+    yield from launch_chromium()

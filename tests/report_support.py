@@ -73,9 +73,9 @@ class PageLog:
     dialogs: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """Debian's chromium, headless, through Playwright (its own browsers are never fetched)."""
+def launch_chromium() -> Iterator[Any]:
+    """Debian's chromium, headless, through Playwright (its own browsers are never fetched);
+    the ``chromium`` fixture of conftest.py. Skips when either is missing."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

@@ -8,11 +8,15 @@ text (links included), and host or account names may come from an attacker.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from html import escape
+from functools import partial
+from html import escape as html_escape
 from typing import Any
 
 import networkx as nx
 import plotly.graph_objects as go
+
+# plotly decodes &lt; &gt; &amp; in labels but shows &quot; as is; quotes outside tags are inert
+escape = partial(html_escape, quote=False)
 
 ROUTE_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
                  "#17becf", "#bcbd22", "#7f7f7f")  # fmt: skip

@@ -4,7 +4,8 @@ kind; the page's script filters by host, account and kind)."""
 
 from __future__ import annotations
 
-from html import escape
+from functools import partial
+from html import escape as html_escape
 from typing import Any
 
 import duckdb
@@ -12,6 +13,9 @@ import plotly.graph_objects as go
 
 from breachtrace.report.findings_view import records
 from breachtrace.schema import SEVERITIES
+
+# plotly decodes &lt; &gt; &amp; in labels but shows &quot; as is; quotes outside tags are inert
+escape = partial(html_escape, quote=False)
 
 TIMELINE_COLUMNS = ("time", "kind", "severity", "host", "user", "summary", "finding_id",
                     "event_uid", "origin")  # fmt: skip

@@ -23,7 +23,7 @@ from breachtrace.detect.behaviour.config import Settings
 from breachtrace.schema import Finding
 
 # Modules holding analytics, imported on first use of the registry (each calls ``register``).
-MODULES = ("lateral", "credentials", "bulk_access", "beacon", "tamper")
+MODULES = ("lateral", "credentials", "bulk_access", "beacon", "tamper", "remote_access")
 
 
 @dataclass
