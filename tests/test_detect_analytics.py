@@ -308,3 +308,42 @@ def test_beacon_long_connections(tmp_path: Path) -> None:
     long = found["beacon_long_connection"]
     assert [f.addresses[0] for f in long] == ["203.0.113.50"]
     assert "4.5 hours" in long[0].explanation
+
+
+# -- remote access opened ---------------------------------------------------------------------------
+def test_remote_access_opened_shares_services_winrm_and_remote_dcom(tmp_path: Path) -> None:
+    ps = {"channel": "Microsoft-Windows-PowerShell/Operational", "event_code": 4104,
+          "action": "process_start", "outcome": "success"}  # fmt: skip
+    rows = [
+        {"ts": t(1, 9), "host": "fs1", "event_code": 5142, "action": "share_change",
+         "channel": "Security", "user": "mallory", "query": "\\\\*\\loot$",
+         "file_path": "C:\\loot"},
+        {"ts": t(1, 10), "host": "ws1", **ps,
+         "command_line": "Add-WindowsCapability -Online -Name OpenSSH.Server~~~~0.0.1.0"},
+        {"ts": t(1, 11), "host": "jump", **ps, "command_line":
+         '$a = [activator]::CreateInstance([type]::GetTypeFromProgID("MMC20.Application", "fs1"))'},
+        # a local COM object (no server argument) is no lateral movement
+        {"ts": t(1, 12), "host": "jump", **ps, "command_line":
+         '$x = [activator]::CreateInstance([type]::GetTypeFromProgID("Excel.Application"))'},
+        {"ts": t(1, 13), "host": "dc1", "event_code": 4656, "action": "file_access",
+         "channel": "Security", "user": "mallory", "query": "WS-Management Listener"},
+        {"ts": t(1, 14), "host": "ws2", "event_code": 7045, "action": "service_install",
+         "channel": "System", "user": "mallory", "query": "OpenSSH SSH Server",
+         "file_path": "C:\\Windows\\System32\\OpenSSH\\sshd.exe"},
+        {"ts": t(1, 15), "host": "ws2", "event_code": 7045, "action": "service_install",
+         "channel": "System", "user": "admin", "query": "Print Spooler Helper",
+         "file_path": "C:\\Windows\\helper.exe"},
+    ]  # fmt: skip
+    write_events(tmp_path, rows)
+    found = kinds(run(tmp_path, "remote_access"))
+    assert sorted(found) == [
+        "dcom_remote_activation", "remote_service_enabled", "share_opened",
+        "winrm_listener_session",
+    ]  # fmt: skip
+    assert [f.hosts for f in found["share_opened"]] == [("fs1",)]
+    assert "loot$" in found["share_opened"][0].explanation
+    assert sorted(f.hosts[0] for f in found["remote_service_enabled"]) == ["ws1", "ws2"]
+    (dcom,) = found["dcom_remote_activation"]
+    assert dcom.hosts == ("jump",) and "MMC20" in dcom.explanation
+    assert dcom.techniques == ("T1021.003",)
+    assert found["winrm_listener_session"][0].users == ("mallory",)

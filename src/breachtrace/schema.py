@@ -98,6 +98,7 @@ ACTIONS: dict[str, str] = {
     "http_request": "HTTP request",
     "tls_handshake": "TLS/SSL session",
     "file_transfer": "file seen moving over the network",
+    "share_change": "file share created, changed or deleted",
     "service_install": "service installed",
     "service_state": "service started/stopped",
     "scheduled_task": "scheduled task created or changed",
