@@ -30,13 +30,16 @@ def demo_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     from breachtrace.trace import trace
 
     trace(case_dir)
+    from breachtrace.scope import scope
+
+    scope(case_dir, inventory=sim / "data_inventory.csv")
     write_report(case_dir, root / "report", ("html", "json"))
     return root / "report"
 
 
 def test_demo_report_renders_and_filters(demo_report: Path, chromium: Any) -> None:
     data = json.loads((demo_report / "report.json").read_text())
-    assert data["status"]["traced"] and data["graph"]["hops"] > 0
+    assert data["status"] == {"traced": True, "scoped": True} and data["graph"]["hops"] > 0
     page, log = open_report(chromium, demo_report / "report.html")
     try:
         hosts = page.locator("#graph .scatterlayer .trace:last-child .point")
@@ -48,6 +51,9 @@ def test_demo_report_renders_and_filters(demo_report: Path, chromium: Any) -> No
         assert page.locator("#kinds tbody tr").count() == len(data["findings_summary"]["by_kind"])
         assert page.locator("#inputs tbody tr").count() == len(data["evidence"]["inputs"])
         assert page.locator("#containment-list li").count() == len(data["containment"]["items"])
+        assert page.locator("#scope-routes tbody tr").count() == len(data["scope"]["routes"])
+        assert page.get_attribute("#notification-link", "href") == "notification_list.csv"
+        assert (demo_report / "notification_list.csv").is_file()
 
         host, n = Counter(r["host"] for r in rows if r["host"]).most_common(1)[0]
         page.select_option("#timeline-host", host)
