@@ -226,12 +226,26 @@ def print_demo(console: Console, result: DemoResult) -> None:
         console.print(
             Text(f"behavioural analytics: {d.findings:,} findings ({per}) in {d.seconds:.1f} s")
         )
+    if result.trace is not None:
+        for inc in result.trace.incidents:
+            console.print(
+                Text(f"trace: {inc.incident_id} [{inc.severity}] {printable(inc.summary)}")
+            )
+    if result.scope is not None:
+        sc = result.scope.document
+        per = "; ".join(f"{printable(r['name'])}: {len(r['owners'])}" for r in sc["routes"])
+        console.print(Text(f"scope: {len(sc['union'])} owners exposed ({per}), "
+                           f"{sc['individuals']:,} individuals"))  # fmt: skip
     for stage, why in result.skipped.items():
         console.print(Text(f"{stage} skipped: {why}", style="yellow"))
     console.print(Text("outputs:", style="bold"))
     console.print(Text(f"  case directory      {result.case}"))
     console.print(Text(f"  simulated evidence  {result.out / 'evidence' / 'logs'}"))
     console.print(Text(f"  ground truth        {sim.truth}"))
+    if result.scope is not None:
+        console.print(
+            Text(f"  incidents, scope    {result.case / 'trace'}, {result.scope.run_dir}")
+        )
     if result.report is not None and "html" in result.report.files:
         console.print(Text(f"  report              {result.report.files['html']}"))
     console.print(Text(f"explore: breachtrace info --case {result.case}"))

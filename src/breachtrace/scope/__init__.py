@@ -77,9 +77,11 @@ def scope(
         (t for i in traced["incidents"] if (t := parse_time(i["dwell"].get("detection")))),
         default=None,
     )
+    blind = _blind_spots(traced, routes)
     document = _document(
         routes, per_owner, unowned, route_files, owner_files, inputs, inv, detection, rules
     )
+    document["blind_spots"] = blind
     previous = previous_run(opened)
     run_dir = write_run(opened, document)
     found = diff_runs(previous, document) if diff else None
@@ -107,10 +109,32 @@ def _edges(routes: list[dict[str, Any]]) -> tuple[list[exposure.RouteEdge], dict
             if h["method"] == "outside_access" or when is None:
                 continue
             edges.append(
-                exposure.RouteEdge(r["route_id"], h["src"], h["dst"], h["account"], when,
-                                   h["method"] == "vpn")
-            )  # fmt: skip
+                exposure.RouteEdge(
+                    r["route_id"], h["src"], h["dst"], h["account"], when, h["method"] == "vpn"
+                )
+            )
     return edges, addresses
+
+
+def _blind_spots(traced: dict[str, Any], routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log gaps on a route's hosts: reads in those windows left no host record, so owners
+    exposed only there are missing from this scope (network evidence aside)."""
+    out = []
+    for incident in traced["incidents"]:
+        for g in incident.get("log_gaps", []):
+            on = sorted(r["route_id"] for r in routes if g["host"] in r["hosts"])
+            if on:
+                out.append(
+                    {
+                        "host": g["host"],
+                        "channel": g["channel"],
+                        "start": g["start"],
+                        "end": g["end"],
+                        "kind": g["kind"],
+                        "routes": on,
+                    }
+                )
+    return out
 
 
 def _rows(con: Any, sql: str) -> list[dict[str, Any]]:
@@ -173,8 +197,9 @@ def _document(
     return {
         "run_id": datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
         "created": iso(datetime.now(UTC).replace(tzinfo=None)),
-        "inventory": None if inv is None else {"source": inv.source, "sha256": inv.sha256,
-                                               "prefixes": len(inv.prefixes)},
+        "inventory": None
+        if inv is None
+        else {"source": inv.source, "sha256": inv.sha256, "prefixes": len(inv.prefixes)},
         "detection": iso(detection),
         "routes": route_docs,
         "overlaps": overlaps,
@@ -184,10 +209,10 @@ def _document(
         "unowned_files": [u["path"] for u in unowned],
         "thresholds": [t.__dict__ for t in thresholds],
         "inputs": sorted(inputs),
-        "limits": [] if inv is not None else [
-            "no data inventory (--inventory): files read are listed but owners are unknown"
-        ],
-    }  # fmt: skip
+        "limits": []
+        if inv is not None
+        else ["no data inventory (--inventory): files read are listed but owners are unknown"],
+    }
 
 
 def _owner(

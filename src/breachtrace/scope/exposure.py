@@ -69,11 +69,12 @@ SESSIONS_SQL = """
 CREATE OR REPLACE TEMP TABLE sc_sessions AS
 WITH vpn AS (
     SELECT a.route_id, v.user, v.src_host AS device, v.dst_ip AS assigned, v.ts AS start,
-           lead(v.ts) OVER (PARTITION BY v.dst_ip ORDER BY v.ts) AS next_ts, v.action
+           lead(v.ts) OVER (PARTITION BY v.dst_ip ORDER BY v.ts) AS next_ts, v.action,
+           v.input_id
     FROM events v JOIN sc_route_addr a ON v.src_ip = a.address
     WHERE v.action IN ('remote_access', 'logoff') AND v.dst_ip IS NOT NULL
 ), vpn_sessions AS (
-    SELECT route_id, user, device, assigned, start,
+    SELECT route_id, user, device, assigned, start, input_id AS vpn_input,
            coalesce(next_ts, start + INTERVAL 1 DAY) AS stop
     FROM vpn WHERE action = 'remote_access'
 ), logons AS (
@@ -81,13 +82,16 @@ WITH vpn AS (
     WHERE action = 'logon' AND logon_id IS NOT NULL AND coalesce(outcome, 'success') = 'success'
       AND host IN (SELECT dst FROM sc_edges)
 )
-SELECT DISTINCT e.route_id, l.host, l.user, l.logon_id, l.ts, l.event_uid, l.input_id
-FROM logons l JOIN sc_edges e ON l.host = e.dst AND l.user = e.account AND NOT e.via_vpn
-  AND l.ts >= e.since - INTERVAL 1 MINUTE
+-- an edge whose account is unknown (logon records deleted) takes the logons from its source
+SELECT DISTINCT e.route_id, l.host, l.user, l.logon_id, l.ts, l.event_uid, l.input_id,
+       NULL AS vpn_input
+FROM logons l JOIN sc_edges e ON l.host = e.dst AND NOT e.via_vpn
+  AND (l.user = e.account OR e.account = '') AND l.ts >= e.since - INTERVAL 1 MINUTE
 WHERE l.src_host = e.src
    OR l.src_ip IN (SELECT ip FROM sc_host_ips WHERE host = e.src)
 UNION
-SELECT DISTINCT e.route_id, l.host, l.user, l.logon_id, l.ts, l.event_uid, l.input_id
+SELECT DISTINCT e.route_id, l.host, l.user, l.logon_id, l.ts, l.event_uid, l.input_id,
+       v.vpn_input
 FROM logons l JOIN sc_edges e ON l.host = e.dst AND l.user = e.account AND e.via_vpn
 JOIN vpn_sessions v ON v.route_id = e.route_id AND v.user = e.account AND v.device = e.src
   AND l.src_ip = v.assigned AND l.ts BETWEEN v.start AND v.stop
@@ -96,10 +100,13 @@ JOIN vpn_sessions v ON v.route_id = e.route_id AND v.user = e.account AND v.devi
 READS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE sc_reads AS
 WITH host_reads AS (
-    SELECT s.route_id, r.host, r.ts, r.event_uid, r.input_id, 'host' AS evidence,
+    SELECT s.route_id, r.host, r.ts, r.event_uid, 'host' AS evidence,
+           -- the read, the logon and the VPN session behind it: the inputs that expose it
+           list_filter([r.input_id, s.input_id, s.vpn_input], lambda x: x IS NOT NULL) AS inputs,
            s.host || ':' || s.logon_id AS session,
            replace(r.file_path, '\\\\*\\', '\\\\' || r.host || '\\') AS path
-    FROM events r JOIN (SELECT DISTINCT route_id, host, user, logon_id FROM sc_sessions) s
+    FROM events r
+    JOIN (SELECT DISTINCT route_id, host, user, logon_id, input_id, vpn_input FROM sc_sessions) s
       ON r.host = s.host AND r.logon_id = s.logon_id AND r.user = s.user
     WHERE r.action IN ('file_access', 'share_access') AND r.file_path IS NOT NULL
       AND NOT {_SHARE_ONLY}
@@ -114,7 +121,7 @@ WITH host_reads AS (
     SELECT DISTINCT e.route_id, i.ip, e.dst AS host FROM sc_edges e
     JOIN sc_host_ips i ON i.host = e.dst
 ), net_reads AS (
-    SELECT c.route_id, s.host, n.ts, n.event_uid, n.input_id, 'network' AS evidence,
+    SELECT c.route_id, s.host, n.ts, n.event_uid, 'network' AS evidence, [n.input_id] AS inputs,
            n.src_ip || '>' || s.host AS session,
            CASE WHEN n.query IS NOT NULL AND NOT ends_with(lower(n.file_path), lower(n.query))
                 THEN rtrim(n.file_path, '\\') || '\\' || n.query ELSE n.file_path END AS path
@@ -158,7 +165,7 @@ SELECT route_id, owner, count(DISTINCT host || '|' || file_key) AS files,
        arg_max(classification, individuals) AS classification, max(individuals) AS individuals,
        bool_or(evidence = 'host') AS host_evidence,
        list(DISTINCT session)[1:5] AS sessions,
-       list(DISTINCT input_id) AS inputs,
+       list_distinct(flatten(list(inputs))) AS inputs,
        list(DISTINCT path ORDER BY path)[1:5] AS sample_files
 FROM sc_owned WHERE owner IS NOT NULL GROUP BY route_id, owner ORDER BY route_id, owner
 """

@@ -15,6 +15,7 @@ import duckdb
 from breachtrace.context import Context
 
 LOOKBACK = timedelta(days=2)
+REGULAR_DAYS = 3
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class OutsideContact:
     last: datetime
     connections: int
     ports: int
+    days_seen: int  # distinct days it connected to the host over the whole case
 
 
 def host_addresses(context: Context) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -54,18 +56,26 @@ def outside_contacts(
         return []
     rows = con.execute(
         """
-SELECT src_ip, min(ts), max(ts), count(*), count(DISTINCT dst_port) FROM events
-WHERE action = 'network_connection' AND list_contains(?, dst_ip)
-  AND ts >= ? AND ts <= ? AND src_ip IS NOT NULL
-GROUP BY src_ip ORDER BY max(ts) DESC LIMIT 200
+WITH flows AS (
+    SELECT src_ip, ts, dst_port FROM events
+    WHERE action = 'network_connection' AND list_contains(?, dst_ip) AND src_ip IS NOT NULL
+), recent AS (
+    SELECT src_ip, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n,
+           count(DISTINCT dst_port) AS ports
+    FROM flows WHERE ts >= ? AND ts <= ? GROUP BY src_ip
+)
+SELECT r.*, (SELECT count(DISTINCT CAST(f.ts AS DATE)) FROM flows f WHERE f.src_ip = r.src_ip)
+FROM recent r ORDER BY r.last_ts DESC LIMIT 200
 """,
         [addresses, before - LOOKBACK, before],
     ).fetchall()
-    return [
-        OutsideContact(r[0], r[1], r[2], int(r[3]), int(r[4]))
+    found = [
+        OutsideContact(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]))
         for r in rows
         if is_outside(r[0], context)
     ]
+    # an address that visits the host day after day is a regular client, not the intruder
+    return sorted(found, key=lambda c: (c.days_seen > REGULAR_DAYS, -c.last.timestamp()))
 
 
 def implant_start(
