@@ -44,6 +44,7 @@ MALICIOUS_KINDS = (
     "lateral_hop",
 )
 ENTRY_WINDOW = timedelta(minutes=15)  # who ran programs on an entry point right after entry
+BEFORE_IMPLANT = timedelta(minutes=30)  # the first commands on an entry before its implant
 
 
 @dataclass
@@ -204,7 +205,11 @@ def _entry_point(ws: Workspace, route: RouteHops, devices: set[str]) -> EntryFac
             reasons.append(
                 f"the beaconing program {implant[1]} first ran at {iso(implant[0])}{parent}"
             )
-    contacts = lookups.outside_contacts(ws.con, ws.ips_of_host.get(node, []), when, ws.context)
+    # the intruder's connection comes just before the first programs run on the host, which
+    # may be minutes before the implant starts (other outside clients may come in between)
+    started = lookups.programs_started(ws.con, node, when - BEFORE_IMPLANT, when)
+    anchor = started[0][1] if started else when
+    contacts = lookups.outside_contacts(ws.con, ws.ips_of_host.get(node, []), anchor, ws.context)
     source = implant[2].rsplit("\\", 1)[-1] if implant and implant[2] else node
     first_contact = None
     if contacts:

@@ -158,9 +158,17 @@ def accounts_acting(
 ) -> list[str]:
     """Accounts (not machine or system accounts) that started programs on ``host`` in
     [start, end]: on an entry point, whoever ran the first commands."""
+    return [user for user, _ in programs_started(con, host, start, end)]
+
+
+def programs_started(
+    con: duckdb.DuckDBPyConnection, host: str, start: datetime, end: datetime
+) -> list[tuple[str, datetime]]:
+    """(account, first start) of the accounts that started programs on ``host`` in
+    [start, end], machine and system accounts aside, earliest first."""
     rows = con.execute(
         """
-SELECT user FROM events
+SELECT user, min(ts) FROM events
 WHERE host = ? AND action = 'process_start' AND ts BETWEEN ? AND ? AND user IS NOT NULL
   AND NOT ends_with(user, '$')
   AND lower(user) NOT IN ('system', 'localsystem', 'local service', 'network service', '-')
@@ -168,4 +176,4 @@ GROUP BY user ORDER BY min(ts)
 """,
         [host, start, end],
     ).fetchall()
-    return [r[0] for r in rows]
+    return [(r[0], r[1]) for r in rows]
