@@ -144,7 +144,7 @@ def test_scope_diff_explains_owners_added_by_new_logs(revised: Any) -> None:
     explained = [c for c in after.diff.changes if c.owner in new_only]
     assert all(c.files and c.sessions for c in explained)
     assert any("vpn" in p for c in explained for p in c.new_inputs)
-    assert any("vpn" in p for p in after.diff.new_inputs) is False  # ids, not paths
+    assert len(after.diff.new_inputs) == len(list((sim / "logs" / "vpn").iterdir()))
     assert (after.run_dir / "diff.json").exists()
 
 
@@ -240,3 +240,24 @@ def test_jurisdiction_thresholds_and_deadlines(tmp_path: Path) -> None:
     got = check(load_rules(own), individuals=0, classifications={"Defence"}, intrusion=True,
                 detection=at)  # fmt: skip
     assert got[0].crossed and got[0].deadline == "2021-03-01T01:00:00.000Z"
+
+
+def test_cli_trace_from_a_lead_and_scope_diff(telecom: tuple[Path, Path]) -> None:
+    from typer.testing import CliRunner
+
+    from breachtrace.cli import app
+
+    case_dir, sim = telecom
+    truth = json.loads((sim / "truth.json").read_text())
+    runner = CliRunner()
+    lead = f"user:{truth['routes'][1]['accounts'][0]}"
+    done = runner.invoke(app, ["trace", "--case", str(case_dir), "--from", lead])
+    assert done.exit_code == 0, done.output
+    assert "1 incident(s) from " + lead in done.output
+    assert json.loads((case_dir / "trace" / "incidents.json").read_text())["lead"] == lead
+    bad = runner.invoke(app, ["trace", "--case", str(case_dir), "--from", "router:x"])
+    assert bad.exit_code == 2
+    runner.invoke(app, ["trace", "--case", str(case_dir)])
+    scoped = runner.invoke(app, ["scope", "--case", str(case_dir), "--diff"])
+    assert scoped.exit_code == 0, scoped.output
+    assert "overlap" in scoped.output and "changes since" in scoped.output
