@@ -9,11 +9,13 @@ the overlap, dwell-time error, and the highest incident severity (quiet: at most
     python benchmarks/trace_accuracy.py                       # 100 and 1,000 hosts, seeds 1-2
     python benchmarks/trace_accuracy.py --hosts 100 --seeds 1
     python benchmarks/trace_accuracy.py --hosts 10000 --seeds 1 --scenarios telecom-2020
+    python benchmarks/trace_accuracy.py --workdir DIR --keep ...   then --rescore: trace again
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -30,9 +32,17 @@ from breachtrace.trace import trace
 from breachtrace.trace.evaluation import TraceScore, score
 
 
-def run_case(work: Path, scenario: str, hosts: int, days: int, seed: int) -> dict[str, Any]:
-    row = run_one(work, scenario, hosts, days, seed)
+def run_case(
+    work: Path, scenario: str, hosts: int, days: int, seed: int, *, rescore: bool = False
+) -> dict[str, Any]:
+    """Prepare the case (or, with ``rescore``, reuse a kept one), then trace, scope, score."""
     case_dir, sim_dir = work / "case", work / "sim"
+    if rescore:
+        truth = json.loads((sim_dir / "truth.json").read_text())
+        events = sum(truth["events"]["by_format"].values())
+        row: dict[str, Any] = {"scenario": scenario, "hosts": hosts, "seed": seed, "events": events}
+    else:
+        row = run_one(work, scenario, hosts, days, seed)
     mark = time.perf_counter()
     traced = trace(case_dir)
     row["trace_s"] = time.perf_counter() - mark
@@ -50,7 +60,7 @@ def _f(pair: tuple[int, int]) -> str:
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     cols = ("entries", "entry_src", "hops", "acct rec", "acct prec", "host rec", "host prec",
-            "owners=", "overlap=", "dwell err d", "max sev", "trace s", "scope s", "ok")  # fmt: skip
+            "owners=", "owners", "overlap=", "dwell err d", "max sev", "trace s", "scope s", "ok")  # fmt: skip
     print(
         f"\n{'scenario':<13}{'hosts':>6}{'seed':>5}{'events':>11}"
         + "".join(f"{c:>12}" for c in cols)
@@ -61,7 +71,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         ok = s.max_severity in ("none", "informational", "low", "medium") if quiet else s.ok
         cells = [_f(s.entries), _f(s.entry_sources), _f(s.hops), _f(s.accounts_recall),
                  _f(s.accounts_precision), _f(s.hosts_recall), _f(s.hosts_precision),
-                 _f(s.owners_exact), _f(s.overlap_exact),
+                 _f(s.owners_exact), _f(s.owners_found), _f(s.overlap_exact),
                  "-" if s.dwell_error_days is None else f"{s.dwell_error_days:.2f}",
                  s.max_severity, f"{r['trace_s']:.1f}", f"{r['scope_s']:.1f}",
                  "yes" if ok else "NO"]  # fmt: skip
@@ -84,6 +94,9 @@ def main() -> None:
     parser.add_argument("--scenarios", default="telecom-2020,maker-2016,quiet")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--rescore", action="store_true", help="trace and score the cases kept in --workdir"
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bt-trace-accuracy-"))
     rows = []
@@ -92,17 +105,17 @@ def main() -> None:
         for scenario in [s.strip() for s in args.scenarios.split(",") if s.strip()]:
             for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
                 work = workdir / f"{scenario}-{hosts}-{seed}"
-                if work.exists():
+                if work.exists() and not args.rescore:
                     shutil.rmtree(work)
                 try:
-                    row = run_case(work, scenario, hosts, args.days, seed)
+                    row = run_case(work, scenario, hosts, args.days, seed, rescore=args.rescore)
                 except Exception as exc:  # a failed run is reported, the others go on
                     print(f"{scenario} {hosts} seed {seed} failed: {exc!r}", file=sys.stderr)
                     continue
                 rows.append(row)
                 print(f"done {scenario} {hosts} seed {seed}: trace {row['trace_s']:.1f} s, "
                       f"scope {row['scope_s']:.1f} s", flush=True)  # fmt: skip
-                if not args.keep:
+                if not (args.keep or args.rescore):
                     shutil.rmtree(work, ignore_errors=True)
     print_rows(rows)
 
