@@ -32,7 +32,7 @@ class TraceScore:
     hosts_recall: tuple[int, int] = (0, 0)
     hosts_precision: tuple[int, int] = (0, 0)
     owners_exact: tuple[int, int] = (0, 0)  # routes whose owner set equals truth
-    owners_found: tuple[int, int] = (0, 0)  # truth owners found, over all routes
+    owners_found: tuple[int, int] = (0, 0)  # truth owners (union) in our union
     overlap_exact: tuple[int, int] = (0, 0)
     dwell_error_days: float | None = None
     first_compromise_error_days: float | None = None
@@ -138,7 +138,7 @@ def _owners(s: TraceScore, truth: dict[str, Any], routes: list[dict[str, Any]],
         s.owners_exact = (0, len(truth["routes"]))
         return
     by_entry = {r["entry"]: r for r in scoped["routes"]}
-    exact = found = total = 0
+    exact = 0
     matched: dict[str, str] = {}
     for r in truth["routes"]:
         ours = by_entry.get(r["entry"])
@@ -147,7 +147,6 @@ def _owners(s: TraceScore, truth: dict[str, Any], routes: list[dict[str, Any]],
             continue
         matched[r["name"]] = ours["route_id"]
         got, want = set(ours["owners"]), set(r["exposed_clients"])
-        found, total = found + len(got & want), total + len(want)
         if got == want:
             exact += 1
         else:
@@ -156,7 +155,8 @@ def _owners(s: TraceScore, truth: dict[str, Any], routes: list[dict[str, Any]],
                 f"(of {len(want)})"
             )
     s.owners_exact = (exact, len(truth["routes"]))
-    s.owners_found = (found, total)
+    union, want_all = set(scoped["union"]), set(truth["exposed_clients"])
+    s.owners_found = (len(union & want_all), len(want_all))
     ok = total = 0
     for o in truth.get("overlaps", []):
         total += 1

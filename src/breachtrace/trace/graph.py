@@ -142,15 +142,19 @@ def routes_from(hops: list[CandidateHop]) -> list[RouteHops]:
     routes = []
     for entry in sorted(entries, key=lambda n: first_out[n]):
         reached = {entry: datetime.min}
-        used: list[CandidateHop] = []
-        for h in hops:  # oldest first, so one pass follows time-respecting paths
-            since = reached.get(h.src)
-            if since is None or h.time + SLACK < since:
-                continue
-            used.append(h)
-            if h.dst not in reached or h.time < reached[h.dst]:
-                reached[h.dst] = h.time
-        routes.append(RouteHops(entry, tuple(used)))
+        used: dict[int, CandidateHop] = {}
+        changed = True
+        while changed:  # oldest first; repeated because the slack lets a hop precede its cause
+            changed = False
+            for i, h in enumerate(hops):
+                since = reached.get(h.src)
+                if i in used or since is None or h.time + SLACK < since:
+                    continue
+                used[i] = h
+                changed = True
+                if h.dst not in reached or h.time < reached[h.dst]:
+                    reached[h.dst] = h.time
+        routes.append(RouteHops(entry, tuple(used[i] for i in sorted(used))))
     return routes
 
 
