@@ -85,15 +85,19 @@ def investigate_command(
     networks: Annotated[Path | None, typer.Option(help="Network inventory CSV.")] = None,
     identities: Annotated[Path | None, typer.Option(help="Identity inventory CSV.")] = None,
     lead: FromOpt = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Report folder (default: CASE/report).")
+    ] = None,
 ) -> None:
-    """Run detect, trace and scope (and hunt when Sigma rules are configured) in one go."""
+    """Run detect, trace, scope and the report (and hunt when Sigma rules are configured)."""
     from breachtrace.pipeline import Investigation, investigate
 
     err, out = Console(stderr=True, soft_wrap=True), Console(soft_wrap=True)
     try:
         result: Investigation = investigate(
             Case.open(case), inventory=inventory, assets=assets, networks=networks,
-            identities=identities, lead=lead, say=lambda m: err.print(Text(m)),
+            identities=identities, lead=lead, report_dir=report,
+            say=lambda m: err.print(Text(m)),
         )  # fmt: skip
     except (CaseError, ContextError, ValueError) as exc:
         _fail(err, exc)
@@ -102,6 +106,8 @@ def investigate_command(
         print_trace(out, result.trace)
     if result.scope:
         print_scope(out, result.scope)
+    if result.report:
+        out.print(Text(f"report: {result.report.out_dir}"))
 
 
 def print_trace(console: Console, result: object) -> None:

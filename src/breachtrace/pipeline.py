@@ -67,18 +67,12 @@ def run_demo(
     found = investigate(
         Case.open(case_dir), inventory=evidence / "data_inventory.csv",
         assets=evidence / "assets.csv", networks=evidence / "networks.csv",
-        identities=evidence / "identities.csv", say=say,
+        identities=evidence / "identities.csv", report_dir=out / "report", say=say,
     )  # fmt: skip
     result.hunt, result.detect = found.hunt, found.detect
-    result.trace, result.scope = found.trace, found.scope
+    result.trace, result.scope, result.report = found.trace, found.scope, found.report
     result.skipped.update(found.skipped)
     seconds.update(found.seconds)
-    say(f"writing the report to {out / 'report'}")
-    mark = time.perf_counter()
-    from breachtrace.report import write_report
-
-    result.report = write_report(case_dir, out / "report")
-    seconds["report"] = time.perf_counter() - mark
     return result
 
 
@@ -90,6 +84,7 @@ class Investigation:
     detect: DetectSummary | None = None
     trace: TraceResult | None = None
     scope: ScopeResult | None = None
+    report: ReportSummary | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # stage -> why it did not run
 
@@ -102,11 +97,13 @@ def investigate(
     networks: Path | None = None,
     identities: Path | None = None,
     lead: str | None = None,
+    report_dir: Path | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Investigation:
-    """hunt (when Sigma rules are configured), detect, trace, scope over one case.
+    """hunt (when Sigma rules are configured), detect, trace, scope and report over one case.
 
-    The report stage joins as one more step after scope (see run_demo for its call)."""
+    The report goes to ``report_dir`` (default: the case's ``report`` folder)."""
+    from breachtrace.report import write_report
     from breachtrace.scope import scope
     from breachtrace.trace import trace
 
@@ -132,5 +129,7 @@ def investigate(
     result.trace = timed("trace", lambda: trace(case, lead=lead))  # type: ignore[assignment]
     say("scoping the exposed data per route")
     result.scope = timed("scope", lambda: scope(case, inventory=inventory, diff=True))  # type: ignore[assignment]
-    # report: the report stage is added here as the next step, writing from the case.
+    target = Path(report_dir) if report_dir is not None else case.root / "report"
+    say(f"writing the report to {target}")
+    result.report = timed("report", lambda: write_report(case.root, target))  # type: ignore[assignment]
     return result
