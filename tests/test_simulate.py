@@ -165,6 +165,66 @@ def test_truth_is_internally_consistent(name: str, request: pytest.FixtureReques
     )
 
 
+def _smb_files(root: Path) -> list[dict[str, str]]:
+    rows = []
+    for path in (root / "logs" / "zeek").rglob("smb_files.log"):
+        lines = path.read_text().splitlines()
+        fields = next(x for x in lines if x.startswith("#fields")).split("\t")[1:]
+        rows += [dict(zip(fields, x.split("\t"), strict=True)) for x in lines if x[0] != "#"]
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("name", "routes"), [("maker", {"implant"}), ("telecom", {"stolen-credential"})]
+)
+def test_every_smb_read_is_on_the_wire(
+    name: str, routes: set[str], request: pytest.FixtureRequest
+) -> None:
+    """Every file a route read over SMB shows in smb_files.log (\\\\SERVER\\share + name),
+    on the connection whose conn.log row has the same uid; smb_mapping has the tree connects.
+    (telecom's first route reads on the server itself, over RDP: no SMB.)"""
+    summary = request.getfixturevalue(name)
+    root = summary.out
+    smb = _smb_files(root)
+    seen = {f"{r['path']}\\{r['name']}".lower() for r in smb}
+    read = {
+        p.lower()
+        for route in _truth(summary)["routes"]
+        if route["name"] in routes
+        for p in route["files_read"]
+    }
+    assert read and read <= seen
+    conns: dict[str, str] = {}
+    for path in (root / "logs" / "zeek").rglob("conn.log"):
+        for line in path.read_text().splitlines():
+            if not line.startswith("#"):
+                c = line.split("\t")
+                conns[c[1]] = c[7]
+    assert all(conns.get(r["uid"]) == "smb" for r in smb)
+    assert {r["action"] for r in smb} == {"SMB::FILE_OPEN"}
+    mapping = "".join(p.read_text() for p in (root / "logs" / "zeek").rglob("smb_mapping.log"))
+    assert "\tNTFS\tDISK" in mapping
+    assert summary.events_by_format["zeek_smb_files"] == len(smb)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_maker_spreads_only_from_infected_hosts(seed: int) -> None:
+    """A hop leaves a host only after the route reached it, though sites' local times differ
+    (300 hosts, seed 1 once spread from a workstation hours before its own infection). Only
+    the plan is built: no logs written."""
+    from breachtrace.simulate.org import build_org
+    from breachtrace.simulate.scenarios import SCENARIOS
+
+    spec = SCENARIOS["maker-2016"]
+    plan = spec.plan(build_org(seed, spec.start(seed, 30), 30, 300, None))
+    assert plan.first_compromise is not None
+    for route in plan.routes:
+        reached = {route.entry: plan.first_compromise}
+        for hop in route.hops:
+            assert hop.src in reached and reached[hop.src] < hop.time, hop
+            reached.setdefault(hop.dst, hop.time)
+
+
 def test_telecom_routes_overlap_partially(telecom: SimulationSummary) -> None:
     truth = _truth(telecom)
     first, second = (set(r["exposed_clients"]) for r in truth["routes"])

@@ -4,7 +4,8 @@
 
 - ``logs/windows/<site>/<servers|workstations>-<YYYY-MM>.json``: NXLog-style JSON lines
 - ``logs/linux/<host>/<YYYY-MM>/auth.log``: syslog auth.log, mtime = last line's time
-- ``logs/zeek/zeek-<site>/<YYYY-MM>/{conn,dns}.log``: Zeek TSV with full headers
+- ``logs/zeek/zeek-<site>/<YYYY-MM>/{conn,dns,smb_files,smb_mapping}.log``: Zeek TSV with full
+  headers (every site has a sensor; SMB file reads are logged by the client's site)
 - ``logs/vpn/vpn-<YYYY-MM>.csv`` and ``mappings/vpn.yaml``: VPN sessions and their mapping
 - ``assets.csv``, ``networks.csv``, ``data_inventory.csv``, ``identities.csv``: context
 - ``truth.json``: what was injected (see ``breachtrace.simulate.truth`` for the record-id

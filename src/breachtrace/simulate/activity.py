@@ -127,8 +127,10 @@ class Activity:
         ltype: Arr = 3,
         ntlm: Arr = False,
         mal: Arr = False,
+        port: Arr | None = None,
     ) -> np.ndarray:
-        """A remote logon on ``dst`` (4624 type 3 or 10, 4672 for admins) and its 4634."""
+        """A remote logon on ``dst`` (4624 type 3 or 10, 4672 for admins) and its 4634;
+        ``port``, the client's source port, defaults to a fresh ephemeral one."""
         n = self._n(ts)
         logon = self.logon_ids(n)
         auth = np.where(ntlm, self.sid["ntlm"], self.sid["kerberos"])
@@ -143,7 +145,7 @@ class Activity:
             logon=logon,
             ltype=ltype,
             ip=src_ip,
-            port=self.ports(n),
+            port=self.ports(n) if port is None else port,
             wks=src_wks,
             auth=auth,
             proc=np.where(rdp, self.sid["svchost"], 0),
@@ -326,8 +328,9 @@ class Activity:
         ntlm: Arr = False,
         mal: Arr = False,
     ) -> None:
-        """SMB sessions reading files: 4624/4634, 5140 per session, 5145 + 4663 per file, and
-        the SMB flow. ``read_ts``/``files`` list every read, session by session."""
+        """SMB sessions reading files: 4624/4634, 5140 per session, 5145 + 4663 per file, the
+        SMB flow, and what Zeek's SMB analyser logs of it (smb_mapping per session, smb_files
+        per file). ``read_ts``/``files`` list every read, session by session."""
         n = self._n(ts)
         if n == 0:
             return
@@ -335,12 +338,13 @@ class Activity:
         user_name = np.broadcast_to(np.asarray(user_name), (n,))
         src_ip = np.broadcast_to(np.asarray(src_ip, dtype=np.uint32), (n,))
         mal_s = np.broadcast_to(np.asarray(mal, dtype=bool), (n,))
+        # one TCP connection per session: the logon, share records and flow share its port
+        port = self.ports(n)
         logon = self.network_logon(
-            ts, ts_end, fs, user_name, src_ip, src_wks, admin, 3, ntlm, mal_s
+            ts, ts_end, fs, user_name, src_ip, src_wks, admin, 3, ntlm, mal_s, port
         )
         cat = self.org.catalog
         first_share = cat.share_id[files[np.cumsum(files_per_session) - files_per_session]]
-        port = self.ports(n)
         self.win(
             ts=ts + 2000,
             host=fs,
@@ -376,11 +380,28 @@ class Activity:
             pid=4,
             **common,
         )
-        size = np.bincount(sess, weights=self.rng.lognormal(11, 1.2, len(files)), minlength=n)
+        file_size = self.rng.lognormal(11, 1.2, len(files))
+        size = np.bincount(sess, weights=file_size, minlength=n)
+        resp = self.org.hosts.ip[fs]
+        # what the network sensor sees of the session: the tree connect and every file opened
+        self.out.add(
+            ev.SMB.make(
+                n, ts=ts + 2000, conn_ts=ts, orig=src_ip, oport=port, resp=resp, fs=fs,
+                share=first_share, mapping=True, mal=mal_s,
+            )
+        )  # fmt: skip
+        self.out.add(
+            ev.SMB.make(
+                len(files), ts=read_ts, conn_ts=ts[sess], orig=src_ip[sess], oport=port[sess],
+                resp=resp[sess], fs=fs[sess], share=cat.share_id[files], rel=cat.rel_id[files],
+                size=file_size.astype(np.int64), mal=mal_s[sess],
+            )
+        )  # fmt: skip
         self.flows(
             ts=ts,
             orig=src_ip,
-            resp=self.org.hosts.ip[fs],
+            oport=port,
+            resp=resp,
             rport=445,
             service=ev.SVC["smb"],
             dur=ts_end - ts,

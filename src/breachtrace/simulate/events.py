@@ -47,6 +47,18 @@ CONN = RowSchema(
     },
 )  # fmt: skip
 
+# SMB seen by the Zeek sensor: one row per file opened over a share (smb_files.log) and one per
+# tree connect (smb_mapping.log, ``mapping`` set); ``conn_ts``/``orig``/``oport``/``resp`` name
+# the SMB connection's conn.log row, whose uid the rows carry.
+SMB = RowSchema(
+    "smb",
+    {
+        "ts": (I8, 0), "conn_ts": (I8, 0), "orig": (U4, 0), "oport": (I4, 0), "resp": (U4, 0),
+        "fs": (I4, 0), "share": (I4, 0), "rel": (I4, 0), "size": (I8, 0), "mapping": (B, False),
+        "mal": (B, False),
+    },
+)  # fmt: skip
+
 # auth.log line kinds (templates live in writers/syslog.py).
 (ACCEPTED_PASSWORD, ACCEPTED_KEY, FAILED_PASSWORD, FAILED_INVALID, INVALID_USER, SESSION_OPEN,
  SESSION_CLOSE, SUDO, CRON_OPEN, CRON_CLOSE, DISCONNECT, CLOSED_PREAUTH) = range(12)  # fmt: skip
@@ -68,7 +80,7 @@ VPN = RowSchema(
     },
 )  # fmt: skip
 
-SCHEMAS = (WIN, CONN, AUTH, VPN)
+SCHEMAS = (WIN, CONN, SMB, AUTH, VPN)
 
 
 class Events:

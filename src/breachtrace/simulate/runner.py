@@ -94,7 +94,7 @@ def simulate(
     benign = Benign(org)
     windows = WindowsWriter(out, org, plan.gaps)
     zeek, auth, vpn = ZeekWriter(out, org), AuthLogWriter(out, org), VpnWriter(out, org)
-    sinks = ((ev.WIN, windows), (ev.CONN, zeek), (ev.AUTH, auth), (ev.VPN, vpn))
+    sinks = ((ev.WIN, windows), (ev.CONN, zeek), (ev.SMB, zeek), (ev.AUTH, auth), (ev.VPN, vpn))
     injected = {s.name: plan.events.rows(s).sorted_by_time() for s, _ in sinks}
     taken = dict.fromkeys(injected, 0)
     carry = {s.name: s.empty() for s, _ in sinks}
@@ -117,6 +117,8 @@ def simulate(
             )
             taken[schema.name] = upto
             rows = rows.take(rows["ts"] >= first_us)
+            if schema is ev.SMB:  # SMB of a connection that began before the period: unseen
+                rows = rows.take(rows["conn_ts"] >= first_us)
             due = rows["ts"] < flush_at
             carry[schema.name] = rows.take(~due)
             now = rows.take(due).sorted_by_time()
@@ -132,6 +134,12 @@ def simulate(
         "windows": sum(windows.events_by_file.values()),
         "zeek_conn": sum(n for f, n in zeek.events_by_file.items() if f.endswith("conn.log")),
         "zeek_dns": sum(n for f, n in zeek.events_by_file.items() if f.endswith("dns.log")),
+        "zeek_smb_files": sum(
+            n for f, n in zeek.events_by_file.items() if f.endswith("smb_files.log")
+        ),
+        "zeek_smb_mapping": sum(
+            n for f, n in zeek.events_by_file.items() if f.endswith("smb_mapping.log")
+        ),
         "auth_log": sum(auth.events_by_file.values()),
         "vpn": sum(vpn.events_by_file.values()),
     }

@@ -53,8 +53,8 @@ def plan(org: Org) -> Plan:
         rng.integers(d0 + 1, d0 + 1 + max(2, int(n_days * 0.35)), len(victims) - 1)
     )
     for victim, day in zip(victims[1:], spread_days, strict=True):
-        src = infected[int(rng.integers(len(infected)))][0]
-        infected.append(_spread(atk, route, src, victim, int(day), adm, c2_ip, c2_name, end))
+        src, since = infected[int(rng.integers(len(infected)))]
+        infected.append(_spread(atk, route, src, since, victim, int(day), adm, c2_ip, c2_name, end))
     sessions = _collect(atk, route, infected, adm, d0 + 2, c2_ip)
     _tamper(atk, infected, sessions, adm)
     result.routes = [route]
@@ -101,6 +101,7 @@ def _spread(
     atk: Attacker,
     route: Route,
     src: int,
+    since: int,
     victim: int,
     day: int,
     adm: int,
@@ -108,11 +109,15 @@ def _spread(
     c2_name: str,
     end: int,
 ) -> tuple[int, int]:
-    """Admin share + service install from an infected workstation to the next one."""
+    """Admin share + service install from an infected workstation (infected at ``since``) to
+    the next one."""
     org, rng, act = atk.org, atk.rng, atk.act
     u, h = org.users, org.hosts
     dst = int(u.ws[victim])
     t = atk.at(day, int(h.site[src]), 11, 17)
+    # the same day at another site can fall before the source's own infection (local times
+    # differ): the attacker spreads from it only once it runs there
+    t = max(t, since + int(rng.integers(30, 180)) * 60 * US)
     name = int(u.name_id[adm])
     act.explicit_credentials(
         np.array([t - 2 * US]),

@@ -1,12 +1,16 @@
-"""Zeek conn.log and dns.log in Zeek's TSV format, one pair per (sensor, month).
+"""Zeek conn.log, dns.log, smb_files.log and smb_mapping.log in Zeek's TSV format, one set per
+(sensor, month).
 
 A flow is logged by the sensor of the site its originator sits in (the HQ for the VPN pool);
 flows from outside are logged at the responder's site. A conn row carrying a DNS query also
-yields a dns.log row with the same uid.
+yields a dns.log row with the same uid, and the SMB rows of a share session carry the uid of
+their connection: a uid is a hash of the connection's (ts, orig, oport, resp), so rows written
+apart still join.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO
@@ -22,7 +26,6 @@ from breachtrace.simulate.columns import (
     ints,
     ipv4,
     join,
-    random_tokens,
     write_lines,
 )
 from breachtrace.simulate.org import Org
@@ -125,6 +128,22 @@ DNS_TYPES = [
     "vector[interval]",
     "bool",
 ]
+SMB_FILES_FIELDS = [
+    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "fuid", "action", "path",
+    "name", "size", "prev_name", "times.modified", "times.accessed", "times.created",
+    "times.changed",
+]  # fmt: skip
+SMB_FILES_TYPES = [
+    "time", "string", "addr", "port", "addr", "port", "string", "enum", "string", "string",
+    "count", "string", "time", "time", "time", "time",
+]  # fmt: skip
+SMB_MAPPING_FIELDS = [
+    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "path", "service",
+    "native_file_system", "share_type",
+]  # fmt: skip
+SMB_MAPPING_TYPES = [
+    "time", "string", "addr", "port", "addr", "port", "string", "string", "string", "string",
+]  # fmt: skip
 UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 HISTORY = {
     (ev.TCP, ev.SF): "ShADadFf",
@@ -164,9 +183,10 @@ class ZeekWriter:
     def write(self, rows: Rows) -> None:
         if rows.n == 0:
             return
-        rng = np.random.default_rng([self.org.seed, 7, self.chunk])
-        self.chunk += 1
-        uid = join(["C", random_tokens(rng, rows.n, 17, UID_ALPHABET)])
+        if rows.schema is ev.SMB:
+            self._write_smb(rows)
+            return
+        uid = self._uids(rows["ts"], rows["orig"], rows["oport"], rows["resp"])
         mal = np.flatnonzero(rows["mal"])
         if len(mal):
             self.malicious.extend(uid.take(pa.array(mal)).to_pylist())
@@ -174,18 +194,7 @@ class ZeekWriter:
             self.first_malicious = (
                 first if self.first_malicious is None else min(first, self.first_malicious)
             )
-        site = self.org.site_of_ip(rows["orig"])
-        site = np.where(site < 0, self.org.site_of_ip(rows["resp"]), site)
-        site = np.where(site < 0, 0, site).astype(np.int64)
-        month = rows["ts"].astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
-        key = month * len(self.org.sites) + site
-        order = np.argsort(key, kind="stable")
-        keys = key[order]
-        bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
-        for a, b in pairwise(bounds):
-            idx = order[a:b]
-            m, s = divmod(int(keys[a]), len(self.org.sites))
-            folder = f"logs/zeek/zeek-{self.org.sites[s].prefix}/{np.datetime64(m, 'M')}"
+        for folder, idx in self._by_sensor_month(rows):
             part = rows.take(idx)
             part_uid = uid.take(pa.array(idx))
             self._append(
@@ -207,6 +216,80 @@ class ZeekWriter:
                     dns,
                     self._dns_lines(dns, part_uid.filter(pa.array(is_dns))),
                 )
+
+    def _by_sensor_month(self, rows: Rows) -> Iterator[tuple[str, np.ndarray]]:
+        """(folder, row indices) per sensor and month, indices in time order."""
+        site = self.org.site_of_ip(rows["orig"])
+        site = np.where(site < 0, self.org.site_of_ip(rows["resp"]), site)
+        site = np.where(site < 0, 0, site).astype(np.int64)
+        month = rows["ts"].astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
+        key = month * len(self.org.sites) + site
+        order = np.argsort(key, kind="stable")
+        keys = key[order]
+        bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+        for a, b in pairwise(bounds):
+            m, s = divmod(int(keys[a]), len(self.org.sites))
+            yield f"logs/zeek/zeek-{self.org.sites[s].prefix}/{np.datetime64(m, 'M')}", order[a:b]
+
+    def _uids(
+        self, ts: np.ndarray, orig: np.ndarray, oport: np.ndarray, resp: np.ndarray
+    ) -> pa.Array:
+        """Zeek-style connection uids ("C" + 17 characters), a hash of the connection."""
+        key = _mix(ts.astype(np.uint64) ^ np.uint64(self.org.seed))
+        key = _mix(key ^ (orig.astype(np.uint64) << np.uint64(32) | resp.astype(np.uint64)))
+        return join(["C", _token(_mix(key ^ oport.astype(np.uint64)), key, 17)])
+
+    def _write_smb(self, rows: Rows) -> None:
+        conn_uid = self._uids(rows["conn_ts"], rows["orig"], rows["oport"], rows["resp"])
+        for folder, idx in self._by_sensor_month(rows):
+            part = rows.take(idx)
+            uid = conn_uid.take(pa.array(idx))
+            mapping = part["mapping"]
+            if mapping.any():
+                self._append(
+                    f"{folder}/smb_mapping.log",
+                    "smb_mapping",
+                    SMB_MAPPING_FIELDS,
+                    SMB_MAPPING_TYPES,
+                    part.take(mapping),
+                    self._smb_mapping_lines(part.take(mapping), uid.filter(pa.array(mapping))),
+                )
+            if not mapping.all():
+                self._append(
+                    f"{folder}/smb_files.log",
+                    "smb_files",
+                    SMB_FILES_FIELDS,
+                    SMB_FILES_TYPES,
+                    part.take(~mapping),
+                    self._smb_files_lines(part.take(~mapping), uid.filter(pa.array(~mapping))),
+                )
+
+    def _share_path(self, r: Rows) -> pa.Array:
+        """The tree's path as the client named it (SERVER, share); share ids read "*", share."""
+        strings = self.org.strings
+        share = pc.utf8_slice_codeunits(strings.plain(r["share"]), 3)
+        return join(["\\\\", strings.plain(self.org.hosts.upper_id[r["fs"]]), share])
+
+    def _smb_mapping_lines(self, r: Rows, uid: pa.Array) -> pa.Array:
+        return join(
+            [epoch_text(r["ts"]), "\t", uid, "\t", *_endpoints(r), "\t", self._share_path(r),
+             "\t-\tNTFS\tDISK\n"]
+        )  # fmt: skip
+
+    def _smb_files_lines(self, r: Rows, uid: pa.Array) -> pa.Array:
+        # file times: created some weeks to a year before, modified since, both before the read
+        key = _mix(r["rel"].astype(np.uint64) ^ np.uint64(self.org.seed))
+        age = (key % np.uint64(365 * 86_400)).astype(np.int64) * 1_000_000 + 86_400_000_000
+        created = r["ts"] - age
+        modified = created + age // 256 * (key >> np.uint64(40) & np.uint64(255)).astype(np.int64)
+        fuid = join(["F", _token(_mix(key ^ r["ts"].astype(np.uint64)), key, 17)])
+        return join(
+            [epoch_text(r["ts"]), "\t", uid, "\t", *_endpoints(r), "\t", fuid,
+             "\tSMB::FILE_OPEN\t", self._share_path(r), "\t",
+             self.org.strings.plain(r["rel"]), "\t", ints(r["size"]), "\t-\t",
+             epoch_text(modified), "\t", epoch_text(r["ts"]), "\t", epoch_text(created), "\t",
+             epoch_text(modified), "\n"]
+        )  # fmt: skip
 
     def _append(
         self, rel: str, kind: str, fields: list[str], types: list[str], rows: Rows, lines: pa.Array
@@ -318,6 +401,29 @@ class ZeekWriter:
                 "\tF\n",
             ]
         )
+
+
+def _endpoints(r: Rows) -> list[pa.Array | str]:
+    return [ipv4(r["orig"]), "\t", ints(r["oport"]), "\t", ipv4(r["resp"]), "\t445"]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-spread 64-bit hash of each value."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _token(a: np.ndarray, b: np.ndarray, length: int) -> pa.Array:
+    """``length`` characters of UID_ALPHABET drawn from two 64-bit hashes (10 from ``a``)."""
+    table = np.frombuffer(UID_ALPHABET.encode(), dtype=np.uint8)
+    codes = np.empty((len(a), length), dtype=np.uint8)
+    for i in range(length):
+        src = a if i < 10 else b
+        k = i if i < 10 else i - 10
+        codes[:, i] = table[(src // np.uint64(62**k)) % np.uint64(62)]
+    return pa.array(np.ascontiguousarray(codes).view(f"S{length}").ravel()).cast(pa.string())
 
 
 def _interval(us: np.ndarray) -> pa.Array:
