@@ -5,7 +5,9 @@ A route's sessions: logons on a hop's destination by the hop's account from the 
 account from an address the VPN assigned to the route's device during a session from one of
 the route's outside addresses. Files read are the object and share access records of those
 logon sessions (host evidence), plus files the network saw move (Zeek smb_files/files) from a
-route's client address to a route's host while the route was active (network evidence).
+route's client address to a route's host while the route was active (network evidence), unless
+the server's own records of that connection name an account outside the route: the network
+fills the holes host logs leave (deleted, never collected), it does not overrule them.
 """
 
 from __future__ import annotations
@@ -120,6 +122,15 @@ WITH host_reads AS (
 ), servers AS (
     SELECT DISTINCT e.route_id, i.ip, e.dst AS host FROM sc_edges e
     JOIN sc_host_ips i ON i.host = e.dst
+), route_accounts AS (
+    SELECT DISTINCT route_id, account FROM sc_edges WHERE account <> ''
+), server_records AS (
+    -- the server's own records of a connection (logon, share access: both name the client's
+    -- address and port) and the account they name
+    SELECT host, src_ip, src_port, user, ts FROM events
+    WHERE action IN ('logon', 'share_access') AND source_format <> 'zeek'
+      AND host IN (SELECT host FROM servers) AND src_ip IS NOT NULL AND src_port IS NOT NULL
+      AND user IS NOT NULL
 ), net_reads AS (
     SELECT c.route_id, s.host, n.ts, n.event_uid, 'network' AS evidence, [n.input_id] AS inputs,
            n.src_ip || '>' || s.host AS session,
@@ -129,6 +140,14 @@ WITH host_reads AS (
     JOIN servers s ON s.route_id = c.route_id AND n.dst_ip = s.ip
     WHERE n.source_format = 'zeek' AND n.action IN ('file_access', 'file_transfer')
       AND n.file_path IS NOT NULL
+      -- where the server's logs show the connection was another account's (an employee on a
+      -- route's workstation), the host evidence decides: the network only fills the holes
+      AND NOT EXISTS (
+          SELECT 1 FROM server_records w
+          WHERE w.host = s.host AND w.src_ip = n.src_ip AND w.src_port = n.src_port
+            AND w.ts BETWEEN n.ts - INTERVAL 1 DAY AND n.ts + INTERVAL 1 DAY
+            AND w.user NOT IN (SELECT account FROM route_accounts a
+                               WHERE a.route_id = c.route_id))
 )
 SELECT * FROM host_reads UNION ALL SELECT * FROM net_reads
 """

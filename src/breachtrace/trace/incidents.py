@@ -548,18 +548,25 @@ def _words(
     title = f"Intrusion through {' and '.join(entries)}"
     first = iso(dwell.first_compromise) or "?"
     parts = [
-        f"{len(routes)} route{'s' if len(routes) != 1 else ''} from {', '.join(entries)} "
-        f"reached {len(hosts)} hosts with {len(accounts)} accounts"
-        + (f" and {len(devices)} outside devices" if devices else "")
+        f"{_n(len(routes), 'route')} from {', '.join(entries)} "
+        f"reached {_n(len(hosts), 'host')} with {_n(len(accounts), 'account')}"
+        + (f" and {_n(len(devices), 'outside device')}" if devices else "")
         + f", from {first[:16].replace('T', ' ')} UTC.",
     ]
     extra = []
     if c2:
-        extra.append(f"{len(c2)} host{'s' if len(c2) != 1 else ''} beacon to command and control")
+        verb = "beacons" if len(c2) == 1 else "beacon"
+        extra.append(f"{_n(len(c2), 'host')} {verb} to command and control")
     if gaps:
-        extra.append(f"{len(gaps)} log gap{'s' if len(gaps) != 1 else ''} hide part of the story")
+        verb = "hides" if len(gaps) == 1 else "hide"
+        extra.append(f"{_n(len(gaps), 'log gap')} {verb} part of the story")
     if extra:
         parts.append("; ".join(extra).capitalize() + ".")
     if dwell.days is not None:
         parts.append(f"Dwell time until detection: {dwell.days:.1f} days.")
     return title, " ".join(parts)
+
+
+def _n(count: int, noun: str) -> str:
+    """ "1 host", "2 hosts": a count with its noun in the matching number."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
