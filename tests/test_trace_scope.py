@@ -169,6 +169,18 @@ def _small_case(tmp_path: Path) -> Path:
         {"ts": t(2, 3), "host": "zeek-1", "source_format": "zeek", "channel": "smb_files",
          "action": "file_access", "src_ip": "10.0.0.5", "dst_ip": "10.0.0.20",
          "file_path": "\\\\fs2\\hr", "query": "people\\staff.xlsx"},
+        # ws1's own user on fs1 by day: the server names her on that connection, so the
+        # network's record of it is hers, not the route's
+        {"ts": t(2, 10), "host": "fs1", "action": "share_access", "user": "alice",
+         "logon_id": "0x7", "src_ip": "10.0.0.5", "src_port": 50001,
+         "file_path": "\\\\*\\projects", "event_code": 5140},
+        {"ts": t(2, 10, 1), "source_format": "zeek", "channel": "smb_files",
+         "action": "file_access", "src_ip": "10.0.0.5", "src_port": 50001,
+         "dst_ip": "10.0.0.10", "file_path": "\\\\FS1\\projects", "query": "Gamma\\a.docx"},
+        # a night read whose fs1 records were deleted: only the network saw it
+        {"ts": t(2, 2), "source_format": "zeek", "channel": "smb_files",
+         "action": "file_access", "src_ip": "10.0.0.5", "src_port": 50002,
+         "dst_ip": "10.0.0.10", "file_path": "\\\\FS1\\projects", "query": "Delta\\d.docx"},
     ]  # fmt: skip
     case_dir = tmp_path / "case"
     write_events(case_dir, rows)
@@ -197,6 +209,8 @@ def _small_case(tmp_path: Path) -> Path:
         "D:\\shares\\projects\\=ACME\\,=ACME Corp,confidential,0\n"
         "D:\\shares\\projects\\Beta\\,Beta Ltd,confidential,0\n"
         "\\\\fs2\\hr\\,Staff,personal-data,1200\n"
+        "\\\\fs1\\projects\\Gamma\\,Gamma plc,confidential,0\n"
+        "\\\\fs1\\projects\\Delta\\,Delta AG,confidential,0\n"
     )
     return case_dir
 
@@ -205,7 +219,9 @@ def test_scope_sessions_network_evidence_and_neutralised_csv(tmp_path: Path) -> 
     case_dir = _small_case(tmp_path)
     result = scope(case_dir, inventory=tmp_path / "inventory.csv")
     owners = {o["owner"]: o for o in result.document["owners"]}
-    assert set(owners) == {"=ACME Corp", "Staff"}  # Beta was read from ws9, not the route
+    # Beta was read from ws9, not the route; Gamma by ws1's own user (the server says so)
+    assert set(owners) == {"=ACME Corp", "Staff", "Delta AG"}
+    assert owners["Delta AG"]["evidence"] == "network"
     assert owners["=ACME Corp"]["files"] == 1  # share path and local path are one file
     assert owners["=ACME Corp"]["evidence"] == "host"
     assert owners["Staff"]["evidence"] == "network" and owners["Staff"]["individuals"] == 1200

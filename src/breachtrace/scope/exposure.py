@@ -128,7 +128,7 @@ WITH host_reads AS (
     -- the server's own records of a connection (logon, share access: both name the client's
     -- address and port) and the account they name
     SELECT host, src_ip, src_port, user, ts FROM events
-    WHERE action IN ('logon', 'share_access') AND source_format <> 'zeek'
+    WHERE action IN ('logon', 'share_access') AND source_format IS DISTINCT FROM 'zeek'
       AND host IN (SELECT host FROM servers) AND src_ip IS NOT NULL AND src_port IS NOT NULL
       AND user IS NOT NULL
 ), net_reads AS (
