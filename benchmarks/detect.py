@@ -24,6 +24,7 @@ from breachtrace.context import Context, load_context
 from breachtrace.detect.behaviour import detect
 from breachtrace.detect.behaviour.config import load_config
 from breachtrace.detect.behaviour.registry import Run, analytics
+from breachtrace.engines.duckdb import DuckDBEngine
 
 
 def prepare(args: argparse.Namespace) -> tuple[Path, Path | None]:
@@ -59,7 +60,7 @@ def standalone(
         events, first, last = con.execute(
             "SELECT count(*), min(ts), max(ts) FROM events"
         ).fetchone()
-        run = Run(case, con, load_config(), ctx, first, last, int(events))
+        run = Run(case, DuckDBEngine(con), load_config(), ctx, first, last, int(events))
         began = time.perf_counter()
         result = analytics()[name].run(run)
         total = time.perf_counter() - began

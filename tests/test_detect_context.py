@@ -11,6 +11,7 @@ from breachtrace.context import ContextError, load_context
 from breachtrace.detect.behaviour.config import load_config
 from breachtrace.detect.behaviour.entities import ensure_addresses, ensure_hosts
 from breachtrace.detect.behaviour.registry import Run
+from breachtrace.engines.duckdb import DuckDBEngine
 
 from detect_support import t, write_events
 
@@ -91,8 +92,7 @@ def test_without_context_the_limits_are_said(tmp_path: Path) -> None:
 
 
 def _run(case, ctx) -> Run:  # type: ignore[no-untyped-def]
-    con = case.connect()
-    return Run(case, con, load_config(), ctx, t(0), t(3), 10)
+    return Run(case, DuckDBEngine(case.connect()), load_config(), ctx, t(0), t(3), 10)
 
 
 def test_addresses_are_placed_from_inventory_or_inferred(tmp_path: Path) -> None:

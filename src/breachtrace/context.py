@@ -27,10 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from breachtrace.case import Case
+from breachtrace.engines.base import Engine
 
 KINDS = ("assets", "networks", "identities")
 _REQUIRED = {"assets": "host", "networks": "cidr", "identities": "user"}
@@ -116,7 +116,7 @@ class Context:
         return out
 
     # -- SQL ---------------------------------------------------------------------------------
-    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+    def register(self, engine: Engine) -> None:
         """Create temp tables ctx_assets, ctx_asset_ips, ctx_networks, ctx_identities."""
         assets = pa.table(
             {
@@ -162,9 +162,9 @@ class Context:
             ("ctx_networks", networks),
             ("ctx_identities", identities),
         ):
-            con.register(f"{name}_arrow", table)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
-            con.unregister(f"{name}_arrow")
+            engine.register(f"{name}_arrow", table)
+            engine.create_table(name, f"SELECT * FROM {name}_arrow")
+            engine.unregister(f"{name}_arrow")
 
     def ipv6_networks(self) -> list[Network]:
         return [n for n in self.networks if n.network.version == 6]

@@ -9,10 +9,13 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import psutil
+import pyarrow as pa
 
 # SQL helpers every stage uses, defined once as templates over one argument {x}. Each uses its
 # argument exactly once, so expanding them textually keeps SQL linear in size. Generated SQL
@@ -127,3 +130,44 @@ def _sql_str(value: str) -> str:
 def sql_literal(value: str) -> str:
     """A value as a SQL string literal (quotes doubled); for paths and names, never user SQL."""
     return "'" + _sql_str(value) + "'"
+
+
+class DuckDBEngine:
+    """The ``Engine`` over a DuckDB connection (the default: one machine, spilling to disk)."""
+
+    name = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, events_source: str | None = None) -> None:
+        self.con = con
+        self.events_source = events_source  # the FROM source the view ``events`` reads
+
+    def restrict_events(self, condition: str) -> None:
+        """Narrow the view ``events`` to the rows meeting ``condition`` (SQL)."""
+        source = self.events_source or "events"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM {source} WHERE {condition}"
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.con.execute(sql, list(params) if params else None)
+
+    def table(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        return self.con.sql(sql, params=list(params) if params else None).to_arrow_table()
+
+    def create_table(self, name: str, sql: str, *, row_ids: bool = False) -> None:
+        # DuckDB tables always have the ``rowid`` pseudo-column. Not TEMP: a temporary table is
+        # private to its connection, and ``worker`` cursors must see it (the database is
+        # in-memory anyway).
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
+    def worker(self) -> DuckDBEngine:
+        return DuckDBEngine(self.con.cursor())
+
+    def close(self) -> None:
+        self.con.close()

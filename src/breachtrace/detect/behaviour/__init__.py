@@ -19,6 +19,7 @@ from breachtrace.case import Case
 from breachtrace.context import Context, load_context
 from breachtrace.detect.behaviour.config import ConfigError, Settings, load_config
 from breachtrace.detect.behaviour.registry import Analytic, AnalyticResult, Run, select
+from breachtrace.engines.base import one, open_engine
 from breachtrace.engines.duckdb import sql_literal
 from breachtrace.findings import findings_table, write_findings
 from breachtrace.schema import Finding
@@ -79,6 +80,8 @@ def detect(
     write: bool = True,
     threads: int | None = None,
     inputs: list[str] | None = None,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> DetectSummary:
     """Run the behavioural analytics (all, or those in ``only``) over a case.
 
@@ -88,6 +91,8 @@ def detect(
     Output: a DetectSummary; each analytic's findings are written to CASE/findings/<name>.parquet
     (replacing that analytic's earlier set) unless ``write`` is false. ``inputs`` (input ids
     from the case manifest) restricts the analytics to the events of those input files.
+    ``engine`` runs the SQL on "duckdb" (default) or "spark" (``spark_master``, default
+    local[*]); the findings are the same.
     """
     began = time.perf_counter()
     opened = case if isinstance(case, Case) else Case.open(case)
@@ -95,23 +100,19 @@ def detect(
     chosen = select(only)
     if context is None:
         context = load_context(opened, assets=assets, networks=networks, identities=identities)
-    con = opened.connect(threads=threads)
-    if inputs is not None:
-        chosen_ids = ", ".join(sql_literal(i) for i in inputs) or "NULL"
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM "
-            f"{opened.events_source_sql()} WHERE input_id IN ({chosen_ids})"
-        )
+    sql = open_engine(opened, engine, master=spark_master, threads=threads)
     try:
-        events, first, last = con.execute(
-            "SELECT count(*), min(ts), max(ts) FROM events"
-        ).fetchone() or (0, None, None)
-        run = Run(opened, con, settings, context, first, last, int(events))
+        if inputs is not None:
+            chosen_ids = ", ".join(sql_literal(i) for i in inputs) or "NULL"
+            sql.restrict_events(f"input_id IN ({chosen_ids})")
+        totals = one(sql, "SELECT count(*), min(ts), max(ts) FROM events")
+        events, first, last = totals or (0, None, None)
+        run = Run(opened, sql, settings, context, first, last, int(events))
         if progress:
             progress.started(chosen, run.events)
         summaries = [_run_one(run, a, progress, write) for a in chosen]
     finally:
-        con.close()
+        sql.close()
     return DetectSummary(
         case=str(opened.root),
         events=run.events,

@@ -68,7 +68,7 @@ def _connections(run: Run) -> int:
         if s.include_internal
         else "coalesce(sa.internal, true) AND NOT coalesce(da.internal, false)"
     )
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_conn AS
 SELECT c.ts, c.view,
@@ -81,7 +81,7 @@ LEFT JOIN bt_addr da ON da.ip = c.dst_ip
 WHERE coalesce(c.dst_ip, c.dst_host) IS NOT NULL AND {scope}
 """
     )
-    row = run.con.execute("SELECT count(*) FROM bt_conn").fetchone()
+    row = run.one("SELECT count(*) FROM bt_conn")
     return int(row[0]) if row else 0
 
 
@@ -207,13 +207,13 @@ def _names(run: Run, series: list[dict[str, Any]]) -> dict[str, list[str]]:
     ips = [ip for ip in dsts if ip.count(".") == 3][:50]
     if ips:
         # contains() on the raw record first (fast), answers checked exactly below
-        rows = run.con.execute(
+        rows = run.tuples(
             "SELECT query, json_extract_string(raw, '$.answers') FROM events "
             "WHERE action = 'dns_query' AND query IS NOT NULL AND ("
             + " OR ".join("contains(raw, ?)" for _ in ips)
             + ") GROUP BY ALL",
             ips,
-        ).fetchall()
+        )
         for query, answers in rows:
             for ip in ips:
                 if answers and ip in re.split(r"[^0-9.]+", str(answers)):
@@ -224,14 +224,14 @@ def _names(run: Run, series: list[dict[str, Any]]) -> dict[str, list[str]]:
         if r["view"] == "sysmon" and r["uids"] and str(r["dst"]) not in names
     ]  # fmt: skip
     if uids:
-        for uid, name in run.con.execute(
+        for uid, name in run.tuples(
             "SELECT event_uid, coalesce(json_extract_string(raw, '$.DestinationHostname'), "
             "json_extract_string(raw, '$.Event.EventData.DestinationHostname'), "
             "json_extract_string(raw, '$.winlog.event_data.DestinationHostname')) "
             "FROM events WHERE action = 'network_connection' AND event_code = 3 "
             "AND list_contains(?, event_uid)",
             [uids],
-        ).fetchall():
+        ):
             for r in series:
                 if r["uids"] and r["uids"][0] == uid and name:
                     names[str(r["dst"])].append(name.lower())
@@ -378,14 +378,14 @@ def _entropy(text: str) -> float:
 def _dns_tunnel_findings(run: Run) -> list[Finding] | None:
     s = run.settings.beacon
     suffixes = list(s.two_label_suffixes)
-    run.con.execute(
+    run.execute(
         """
 CREATE OR REPLACE TEMP TABLE bt_dns AS
 SELECT lower(rtrim(query, '.')) AS name, coalesce(host, src_ip) AS src, ts, event_uid
 FROM events WHERE action = 'dns_query' AND query IS NOT NULL
 """
     )
-    total = run.con.execute("SELECT count(*) FROM bt_dns").fetchone()
+    total = run.one("SELECT count(*) FROM bt_dns")
     if not total or not total[0]:
         return None
     rows = run.rows(

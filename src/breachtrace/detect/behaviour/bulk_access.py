@@ -35,7 +35,7 @@ def run_bulk(run: Run) -> AnalyticResult:
         )
         return result
     rows = _sessions(run)
-    counted = run.con.execute("SELECT count(*) FROM bt_read_sessions").fetchone()
+    counted = run.one("SELECT count(*) FROM bt_read_sessions")
     result.stats["sessions"] = int(counted[0]) if counted else 0
     found = [_finding(run, r) for r in rows]
     result.findings.extend(f for f in found if f is not None)
@@ -46,7 +46,7 @@ def _reads(run: Run) -> int:
     s = run.settings.bulk
     ignored = like_any("lp", s.ignore_paths)
     allow = like_any("account", s.allow_accounts)
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_reads AS
 WITH r AS (
@@ -73,14 +73,14 @@ SELECT ts, on_host AS host, account, logon_id, file_path, event_code, event_uid,
 FROM named WHERE NOT {allow}
 """
     )
-    row = run.con.execute("SELECT count(*) FROM bt_reads").fetchone()
+    row = run.one("SELECT count(*) FROM bt_reads")
     return int(row[0]) if row else 0
 
 
 def _sessions(run: Run) -> list[dict[str, Any]]:
     s = run.settings.bulk
     learn = float(s.learning_days)
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_read_sessions AS
 WITH accounts AS (

@@ -53,9 +53,9 @@ def run_credentials(run: Run) -> AnalyticResult:
     sprays = _spray_findings(run)
     result.findings.extend(sprays)
     result.findings.extend(_fanout_findings(run))
-    n = run.con.execute(
+    n = run.one(
         "SELECT count(*), count(*) FILTER (WHERE judged) FROM bt_cred_scored"
-    ).fetchone()
+    )
     result.stats.update({"logins": n[0] if n else 0, "logins_judged": n[1] if n else 0})
     return result
 
@@ -67,10 +67,10 @@ def _learning_days(run: Run) -> float:
 
 def _limits(run: Run) -> list[str]:
     out = []
-    row = run.con.execute(
+    row = run.one(
         "SELECT count(*) FILTER (WHERE country IS NOT NULL), count(*) FILTER (WHERE kind = 'vpn'),"
         " count(*) FILTER (WHERE kind = 'vpn' AND managed IS NULL) FROM bt_cred_logins"
-    ).fetchone()
+    )
     located, vpn, vpn_unknown = row if row else (0, 0, 0)
     if not located:
         out.append(
@@ -99,7 +99,7 @@ def _login_stream(run: Run) -> None:
     s = run.settings.credentials
     human = human_account("user", run)
     allow = like_any("user", s.allow_accounts)
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_cred_logins AS
 WITH vpn_raw AS (
@@ -173,7 +173,7 @@ def _score_logins(run: Run) -> None:
         WHEN kind = 'remote' AND vpn_address AND device_managed = false THEN 1.0
         WHEN vpn_address THEN 0.3
         ELSE 0.0 END"""
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_cred_base AS
 WITH ordered AS (
@@ -220,7 +220,7 @@ LEFT JOIN known_devices k ON k.user = o.user AND k.device = o.device
     )
     first = _hour_pass(run, "bt_cred_base", None)
     _hour_pass(run, "bt_cred_base", first)
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_cred_scored AS
 SELECT b.*, h.unusual_hour, h.hour_share,
@@ -245,7 +245,7 @@ def _hour_pass(run: Run, base: str, flagged_table: str | None) -> str:
     exclude = (
         f"WHERE event_uid NOT IN (SELECT event_uid FROM {flagged_table})" if flagged_table else ""
     )
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_cred_hours AS
 WITH profile AS MATERIALIZED (
@@ -284,7 +284,7 @@ FROM total t JOIN near n USING (event_uid)
 """
     )
     # logins the pass would flag, for the next pass to leave out of the profile
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_cred_flagged AS
 SELECT b.event_uid FROM {base} b JOIN bt_cred_hours h USING (event_uid)

@@ -14,16 +14,24 @@ looks like a server (many accounts log on to it over the network).
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
+
+import pyarrow as pa
 
 from breachtrace.detect.behaviour.registry import Run
 
-IPV4_NUM = r"""
-CREATE OR REPLACE TEMP MACRO bt_ipv4_num(x) AS
-    CASE WHEN regexp_full_match(x, '\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}') THEN
-        CAST(split_part(x, '.', 1) AS BIGINT) * 16777216 + CAST(split_part(x, '.', 2) AS BIGINT) * 65536
-        + CAST(split_part(x, '.', 3) AS BIGINT) * 256 + CAST(split_part(x, '.', 4) AS BIGINT)
-    END
-"""
+_IPV4_NUM = (
+    r"CASE WHEN regexp_full_match({x}, '\d{{1,3}}\.\d{{1,3}}\.\d{{1,3}}\.\d{{1,3}}') THEN "
+    "CAST(split_part({x}, '.', 1) AS BIGINT) * 16777216 + CAST(split_part({x}, '.', 2) AS BIGINT) * 65536 "
+    "+ CAST(split_part({x}, '.', 3) AS BIGINT) * 256 + CAST(split_part({x}, '.', 4) AS BIGINT) END"
+)
+
+
+def ipv4_num(column: str) -> str:
+    """SQL: a dotted IPv4 address in ``column`` as a number (NULL otherwise). Text, not a
+    macro, so that every engine runs it."""
+    return _IPV4_NUM.format(x=column)
+
 
 # Private, loopback, link-local and shared (CGNAT) IPv4 ranges as (lo, hi) numbers.
 _PRIVATE_V4 = [
@@ -51,10 +59,8 @@ def ensure_addresses(run: Run) -> str:
 
 
 def _build_addresses(run: Run) -> str:
-    con = run.con
-    con.execute(IPV4_NUM)
-    run.context.register(con)
-    con.execute(
+    run.context.register(run.engine)
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_ip_agg AS
 -- one pass over the events: every (address, naming evidence) combination, counted
@@ -77,10 +83,10 @@ WHERE src_ip IS NOT NULL OR dst_ip IS NOT NULL
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE bt_ip_seen AS
-SELECT ip, bt_ipv4_num(ip) AS num FROM (
+SELECT ip, {ipv4_num("ip")} AS num FROM (
     SELECT src_ip AS ip FROM bt_ip_agg UNION SELECT dst_ip FROM bt_ip_agg
     UNION SELECT ip FROM ctx_asset_ips
-) WHERE ip IS NOT NULL AND (bt_ipv4_num(ip) IS NOT NULL OR strpos(ip, ':') > 0);
+) WHERE ip IS NOT NULL AND ({ipv4_num("ip")} IS NOT NULL OR strpos(ip, ':') > 0);
 
 CREATE OR REPLACE TEMP TABLE bt_ip_host_inferred AS
 WITH pairs AS (
@@ -147,21 +153,37 @@ def _ipv6_networks(run: Run) -> None:
     nets = run.context.ipv6_networks()
     if not nets:
         return
-    rows = run.con.execute("SELECT ip FROM bt_addr WHERE num IS NULL").fetchall()
+    rows = run.tuples("SELECT ip FROM bt_addr WHERE num IS NULL")
+    matches: list[tuple[str, Any]] = []
     for (ip,) in rows:
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             continue
         hits = [n for n in nets if addr in n.network]
-        if not hits:
-            continue
-        best = max(hits, key=lambda n: n.network.prefixlen)
-        run.con.execute(
-            "UPDATE bt_addr SET site = ?, country = ?, internal = ?, vpn = vpn OR ?, "
-            "in_inventory = true WHERE ip = ?",
-            [best.site, best.country, best.internal, best.vpn_pool, ip],
-        )
+        if hits:
+            matches.append((ip, max(hits, key=lambda n: n.network.prefixlen)))
+    if not matches:
+        return
+    run.engine.register("bt_ipv6_inventory", pa.table({
+        "ip": pa.array([ip for ip, _ in matches], pa.string()),
+        "site": pa.array([n.site for _, n in matches], pa.string()),
+        "country": pa.array([n.country for _, n in matches], pa.string()),
+        "internal": pa.array([n.internal for _, n in matches], pa.bool_()),
+        "vpn_pool": pa.array([n.vpn_pool for _, n in matches], pa.bool_()),
+    }))  # fmt: skip
+    # a rewrite rather than UPDATE, which temporary views on Spark do not take
+    run.execute("""
+CREATE OR REPLACE TEMP TABLE bt_addr AS
+SELECT a.ip, a.num, a.private,
+       CASE WHEN m.ip IS NULL THEN a.internal ELSE m.internal END AS internal,
+       CASE WHEN m.ip IS NULL THEN a.vpn ELSE a.vpn OR m.vpn_pool END AS vpn,
+       CASE WHEN m.ip IS NULL THEN a.site ELSE m.site END AS site,
+       CASE WHEN m.ip IS NULL THEN a.country ELSE m.country END AS country,
+       a.in_inventory OR m.ip IS NOT NULL AS in_inventory, a.host, a.host_source
+FROM bt_addr a LEFT JOIN bt_ipv6_inventory m ON m.ip = a.ip
+""")  # fmt: skip
+    run.engine.unregister("bt_ipv6_inventory")
 
 
 def ensure_hosts(run: Run) -> str:
@@ -172,7 +194,7 @@ def ensure_hosts(run: Run) -> str:
 
 def _build_hosts(run: Run) -> str:
     min_accounts = int(run.settings.general.server_min_accounts)
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_hostinfo AS
 WITH logged AS (
@@ -205,7 +227,7 @@ def ensure_flows(run: Run) -> str:
 
 
 def _build_flows(run: Run) -> str:
-    run.con.execute(
+    run.execute(
         """
 CREATE OR REPLACE TEMP TABLE bt_flows AS
 SELECT ts, CASE WHEN event_code = 3 THEN 'sysmon' ELSE source_format END AS view, host,

@@ -113,7 +113,7 @@ def _limits(run: Run) -> list[str]:
             "lateral: without an asset inventory, cross-site/country hops and unpatched or "
             "decommissioning entry points are not judged"
         )
-    n = run.con.execute("SELECT count(*) FROM bt_logins").fetchone()
+    n = run.one("SELECT count(*) FROM bt_logins")
     if not n or not n[0]:
         out.append(
             "lateral: no remote logons in the case (4624 type 3/10, 4648, RDP, SSH, admin "
@@ -350,10 +350,10 @@ def _reached_index(run: Run, hops: list[Hop]) -> Callable[[str, str, datetime], 
     hosts = sorted({h.dst for h in hops})
     first: dict[tuple[str, str], datetime] = {}
     if hosts:
-        rows = run.con.execute(
+        rows = run.tuples(
             "SELECT host, user, first_ts FROM bt_presence WHERE list_contains(?, host)",
             [hosts],
-        ).fetchall()
+        )
         first = {(h, u): t for h, u, t in rows}
 
     def reached(user: str, host: str, before: datetime) -> bool:

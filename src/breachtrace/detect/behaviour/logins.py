@@ -54,7 +54,7 @@ def ensure_logins(run: Run) -> str:
 
 def _build_logins(run: Run) -> str:
     human = human_account("user", run)
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_login_raw AS
 WITH ev AS MATERIALIZED (
@@ -145,7 +145,7 @@ def ensure_presence(run: Run) -> str:
 
 def _build_presence(run: Run) -> str:
     human = human_account("user", run)
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_presence AS
 WITH seen AS (
@@ -174,7 +174,7 @@ def ensure_failures(run: Run) -> str:
 
 
 def _build_failures(run: Run) -> str:
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_auth_failures AS
 SELECT ts, host, user, src_ip, src_host, event_code, event_uid,

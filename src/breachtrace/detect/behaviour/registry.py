@@ -1,8 +1,8 @@
 """One interface for every behavioural analytic, and the registry that lists them.
 
 An analytic is a module that registers one ``Analytic``: a name (used by ``--only`` and as the
-findings set's file name), a title, and a ``run`` function taking a ``Run`` (the case's DuckDB
-connection with its views, the settings, the context, shared tables) and returning an
+findings set's file name), a title, and a ``run`` function taking a ``Run`` (the case's SQL
+engine with its views, the settings, the context, shared tables) and returning an
 ``AnalyticResult`` (findings, what could not be judged, and a few measured numbers).
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from breachtrace.case import Case
 from breachtrace.context import Context
 from breachtrace.detect.behaviour.config import Settings
+from breachtrace.engines import base
+from breachtrace.engines.base import Engine
 from breachtrace.schema import Finding
 
 # Modules holding analytics, imported on first use of the registry (each calls ``register``).
@@ -41,7 +41,7 @@ class Run:
     """Everything an analytic may use while it runs."""
 
     case: Case
-    con: duckdb.DuckDBPyConnection
+    engine: Engine  # DuckDB by default, Spark with --engine spark: the same SQL
     settings: Settings  # the whole configuration
     context: Context
     first_ts: datetime | None
@@ -56,11 +56,21 @@ class Run:
             return 0.0
         return (self.last_ts - self.first_ts).total_seconds() / 86_400
 
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        """Run statements (CREATE OR REPLACE TEMP TABLE ... AS, DROP) on the engine."""
+        self.engine.execute(sql, params)
+
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a query as dicts (for aggregates: edges, candidate series, findings)."""
-        cursor = self.con.execute(sql, params or [])
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return base.rows(self.engine, sql, params)
+
+    def tuples(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a query as tuples."""
+        return base.tuples(self.engine, sql, params)
+
+    def one(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
+        """The first row of a query, or None."""
+        return base.one(self.engine, sql, params)
 
     def once(self, name: str, build: Callable[[Run], Any]) -> Any:
         """Build a shared table (or value) once per run; its time is recorded under ``name``."""

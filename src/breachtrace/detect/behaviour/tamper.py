@@ -169,7 +169,7 @@ def _channels_filter(run: Run) -> str:
 
 def _record_findings(run: Run) -> tuple[list[Finding], list[Finding], list[str]]:
     s = run.settings.tamper
-    run.con.execute(
+    run.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE bt_record_seq AS
 -- in record order per host and channel (a record ingested twice repeats its id: step 0)
@@ -236,7 +236,7 @@ def _window_peers(
         return {}
     import pyarrow as pa
 
-    run.con.register(
+    run.engine.register(
         "bt_gap_windows",
         pa.table({
             "host": [w[0] for w in windows],
@@ -260,7 +260,7 @@ GROUP BY ALL
 ORDER BY connections DESC
 """
     )
-    run.con.unregister("bt_gap_windows")
+    run.engine.unregister("bt_gap_windows")
     out: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
     for r in rows:
         out.setdefault((r["host"], r["start"]), []).append(r)
@@ -353,7 +353,7 @@ def _hourly(run: Run) -> None:
     """``bt_hourly`` (events per host, channel and hour) and ``bt_host_offset``: each host's
     local time offset, estimated as the one that puts its busiest eight hours at 09-17 local
     (weekends are judged in local time; a Saturday morning in Tokyo is Friday night UTC)."""
-    run.con.execute(
+    run.execute(
         """
 CREATE OR REPLACE TEMP TABLE bt_hourly AS
 SELECT host, channel, date_trunc('hour', ts) AS hr, count(*) AS n,
@@ -463,10 +463,10 @@ def _detail(f: Finding, key: str) -> Any:
 def _silence_finding(run: Run, r: dict[str, Any]) -> Finding:
     evidence = [
         u
-        for (u,) in run.con.execute(
+        for (u,) in run.tuples(
             "SELECT uid FROM bt_hourly WHERE host = ? AND channel = ? AND (hr = ? OR hr = ?)",
             [r["host"], r["channel"], r["start"] - timedelta(hours=1), r["stop"]],
-        ).fetchall()
+        )
     ]
     return make_finding(
         run,
@@ -561,7 +561,7 @@ ORDER BY day
 def _blind_spot_findings(run: Run) -> list[Finding] | None:
     s = run.settings.tamper
     ensure_flows(run)
-    have = run.con.execute("SELECT count(*) FROM bt_flows WHERE host IS NULL").fetchone()
+    have = run.one("SELECT count(*) FROM bt_flows WHERE host IS NULL")
     if not have or not have[0]:
         return None
     rows = run.rows(

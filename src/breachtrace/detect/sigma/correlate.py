@@ -16,12 +16,12 @@ that window. Events lacking a group-by field are grouped under the empty value.
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
 from breachtrace.detect.sigma.backend import sql_string
 from breachtrace.detect.sigma.records import LEVEL_SCORE, CompiledCorrelation, CompiledRule
 from breachtrace.detect.sigma.scan import RuleGroup
+from breachtrace.engines.base import Engine
 from breachtrace.schema import FINDING_SCHEMA
 
 _OPS = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<", "eq": "=", "neq": "<>"}
@@ -58,7 +58,7 @@ def add_group_fields(
 
 
 def run(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     rules: list[CompiledRule],
     correlations: list[CompiledCorrelation],
 ) -> tuple[pa.Table, int]:
@@ -68,7 +68,7 @@ def run(
         refs = _rule_numbers(rules, corr)
         if not refs:
             continue
-        table = con.sql(_correlation_sql(corr, refs, rules)).to_arrow_table().cast(FINDING_SCHEMA)
+        table = con.table(_correlation_sql(corr, refs, rules)).cast(FINDING_SCHEMA)
         if table.num_rows:
             tables.append(table)
     if not tables:

@@ -25,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -40,6 +39,7 @@ from breachtrace.detect.sigma.records import (
     CompiledRule,
     SkippedRule,
 )
+from breachtrace.engines.base import Engine, open_engine, query_errors, tuples
 from breachtrace.findings import write_findings
 from breachtrace.schema import FINDING_SCHEMA
 
@@ -82,6 +82,8 @@ def hunt(
     placeholders: Mapping[str, Sequence[str]] | None = None,
     cache_dir: Path | None = None,
     threads: int | None = None,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> HuntSummary:
     """Run the Sigma rules under ``rule_paths`` over the case and store findings ("sigma").
 
@@ -91,7 +93,8 @@ def hunt(
 
     ``min_level``, ``statuses`` and ``tags`` choose rules (a tag matches itself and its
     sub-techniques); ``placeholders`` give values to ``|expand`` placeholders; ``progress``
-    receives one-line messages. Returns counts, timings and every rule that was skipped.
+    receives one-line messages. ``engine`` runs the SQL on "duckdb" (default) or "spark"
+    (``spark_master``, default local[*]). Returns counts, timings and every skipped rule.
     """
     started = time.perf_counter()
     say = progress or (lambda _m: None)
@@ -111,7 +114,7 @@ def hunt(
     rules, correlations, output = _select(
         loaded, RuleFilter(min_level, tuple(statuses), tuple(tags)), summary
     )
-    con = case.connect(threads=threads)
+    con = open_engine(case, engine, master=spark_master, threads=threads)
     try:
         _run(con, case, mapping, rules, correlations, output, summary, say, threads)
     finally:
@@ -161,7 +164,7 @@ def _silenced(rule: CompiledRule, correlations: list[CompiledCorrelation]) -> bo
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     case: Case,
     mapping: LogsourceMap,
     rules: list[CompiledRule],
@@ -173,11 +176,15 @@ def _run(
 ) -> None:
     began = time.perf_counter()
     con.execute("SET enable_progress_bar = false")
-    classes = con.execute(
-        "CREATE OR REPLACE TABLE hunt_classes AS SELECT (row_number() OVER ())::INTEGER AS cls, * "
-        "FROM (SELECT source_format, channel, provider, event_code, count(*) AS n FROM events GROUP BY ALL);"
-        "SELECT cls, source_format, channel, provider, event_code, n FROM hunt_classes"
-    ).fetchall()
+    con.create_table(
+        "hunt_classes",
+        "SELECT CAST(row_number() OVER (ORDER BY source_format, channel, provider, event_code) "
+        "AS INTEGER) AS cls, * FROM (SELECT source_format, channel, provider, event_code, "
+        "count(*) AS n FROM events GROUP BY ALL)",
+    )
+    classes = tuples(
+        con, "SELECT cls, source_format, channel, provider, event_code, n FROM hunt_classes"
+    )
     summary.events_total = sum(row[5] for row in classes)
     groups = _group(rules, mapping, classes, summary)
     correlate.add_group_fields(groups, rules, correlations)
@@ -248,10 +255,9 @@ def _group(
     return [g for g in groups.values() if g.events]
 
 
-def _load_events(con: duckdb.DuckDBPyConnection, classes: list[int]) -> None:
+def _load_events(con: Engine, classes: list[int]) -> None:
     wanted = ", ".join(str(c) for c in classes) or "NULL"
-    con.execute(f"""
-        CREATE OR REPLACE TABLE hunt_events AS
+    con.create_table("hunt_events", f"""
         SELECT c.cls, e.event_uid, e.raw
         FROM events e JOIN hunt_classes c
           ON e.source_format IS NOT DISTINCT FROM c.source_format
@@ -259,11 +265,11 @@ def _load_events(con: duckdb.DuckDBPyConnection, classes: list[int]) -> None:
          AND e.provider IS NOT DISTINCT FROM c.provider
          AND e.event_code IS NOT DISTINCT FROM c.event_code
         WHERE c.cls IN ({wanted})
-    """)  # fmt: skip
+    """, row_ids=True)  # fmt: skip
 
 
 def _scan(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     groups: list[scan.RuleGroup],
     formats_of: dict[int, str],
     mapping: LogsourceMap,
@@ -276,13 +282,21 @@ def _scan(
     failed: dict[int, str] = {}
 
     def extract(group: scan.RuleGroup) -> None:
-        with con.cursor() as cur:
+        cur = con.worker()
+        try:
             cur.execute(scan.extract_sql(group, formats_of, mapping))
+        finally:
+            if cur is not con:
+                cur.close()
 
     def match(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
         group, batch = job
-        with con.cursor() as cur:
+        cur = con.worker()
+        try:
             _match_isolating(cur, group, batch, failed)
+        finally:
+            if cur is not con:
+                cur.close()
 
     ordered = sorted(groups, key=lambda g: -g.events * len(g.rules))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -303,7 +317,7 @@ def _scan(
 
 
 def _candidates(
-    con: duckdb.DuckDBPyConnection, groups: list[scan.RuleGroup]
+    con: Engine, groups: list[scan.RuleGroup]
 ) -> dict[int, list[tuple[int, CompiledRule]]]:
     """Per group, the rules worth planning: those whose anchor texts occur in its events."""
     runnable = {g.number: g.rules for g in groups}
@@ -314,7 +328,7 @@ def _candidates(
         return runnable
     texts = {g.number: scan.anchor_texts(g) for g in chosen}
     values: dict[int, dict[str, list[str]]] = {}
-    for grp, field_name, value in con.execute(scan.values_sql(chosen)).fetchall():
+    for grp, field_name, value in tuples(con, scan.values_sql(chosen)):
         values.setdefault(grp, {}).setdefault(field_name, []).append(value)
     present = {
         g.number: scan.present_texts(texts[g.number], values.get(g.number, {})) for g in chosen
@@ -326,7 +340,7 @@ def _candidates(
 
 
 def _match_isolating(
-    cur: duckdb.DuckDBPyConnection,
+    cur: Engine,
     group: scan.RuleGroup,
     batch: list[tuple[int, CompiledRule]],
     failed: dict[int, str],
@@ -334,10 +348,11 @@ def _match_isolating(
     """Run a batch; if DuckDB rejects it, halve it until the failing rules are found."""
     try:
         cur.execute(scan.match_sql(group, batch))
-    except duckdb.Error as exc:
+    except query_errors() as exc:
         if len(batch) == 1:
             failed[batch[0][0]] = (
-                f"DuckDB could not run the rule: {' '.join(str(exc).split())[:400]}"
+                f"{'DuckDB' if cur.name == 'duckdb' else 'Spark'} could not run the rule: "
+                f"{' '.join(str(exc).split())[:400]}"
             )
             return
         half = len(batch) // 2
@@ -345,7 +360,7 @@ def _match_isolating(
         _match_isolating(cur, group, batch[half:], failed)
 
 
-def _hit_events(con: duckdb.DuckDBPyConnection) -> None:
+def _hit_events(con: Engine) -> None:
     """The normalized columns of the events that matched (few), for findings and correlations;
     hunt_events holds only the raw records, to keep the in-memory copy small."""
     con.execute("""
@@ -359,7 +374,7 @@ def _hit_events(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _register_rules(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     rules: list[CompiledRule],
     output: list[bool],
     mapping: LogsourceMap,
@@ -378,14 +393,14 @@ def _register_rules(
         "output": pa.array(output, pa.bool_()),
     })  # fmt: skip
     con.register("hunt_rules_arrow", table)
-    con.execute("CREATE OR REPLACE TABLE hunt_rules AS SELECT * FROM hunt_rules_arrow")
+    con.create_table("hunt_rules", "SELECT * FROM hunt_rules_arrow")
     con.unregister("hunt_rules_arrow")
 
 
-def _findings(con: duckdb.DuckDBPyConnection) -> pa.Table:
+def _findings(con: Engine) -> pa.Table:
     """One finding per (rule, matching event), built in SQL as FINDING_SCHEMA rows."""
     names = ", ".join(f.name for f in FINDING_SCHEMA)
-    return con.sql(f"""
+    return con.table(f"""
         SELECT {names} FROM (
         SELECT
             md5(r.rule_id || '|' || e.event_uid) AS finding_id,
@@ -409,4 +424,4 @@ def _findings(con: duckdb.DuckDBPyConnection) -> pa.Table:
         JOIN hunt_hit_events e ON e.eid = h.eid
         WHERE r.output
         ORDER BY first_ts, rule_id)
-    """).to_arrow_table().cast(FINDING_SCHEMA)  # fmt: skip
+    """).cast(FINDING_SCHEMA)  # fmt: skip

@@ -1,0 +1,245 @@
+"""DuckDB-dialect SQL to Spark SQL: sqlglot's transpiler plus the rewrites it does not make.
+
+sqlglot maps most functions (list_filter -> filter, arg_max -> max_by, list -> collect_list,
+1-based to 0-based indexing, EXCLUDE -> EXCEPT). What it leaves as DuckDB-only, and is
+rewritten here on the parsed tree, keeping DuckDB's meaning:
+
+- ``UNION [ALL] BY NAME``: each branch's projections reordered to the union of the names
+  (DuckDB's order: first appearance), missing names as NULL;
+- ``WITH x AS MATERIALIZED``: the hint dropped (Spark decides reuse itself);
+- ``json_extract_string(j, [paths])``: an array of ``get_json_object`` per path;
+- ``regexp_full_match``, and the ``'i'`` option of ``regexp_matches``/``regexp_replace``:
+  anchored / ``(?i)`` patterns (Spark's ``regexp_replace`` replaces every match, DuckDB's the
+  first; the SQL here only uses anchored patterns, where the two agree); ``\\1`` in a
+  replacement becomes Java's ``$1``;
+- ``epoch(ts)``: seconds with their fraction (Spark's ``unix_timestamp`` truncates);
+- ``to_microseconds(n)``: an interval literal; ``UBIGINT`` casts: DECIMAL(20, 0);
+- ``list(x ORDER BY k)``: the collected list sorted (Spark keeps no order);
+- ``list[a:b]``: ``slice(list, a, b - a + 1)``;
+- ``LIKE``/``ILIKE`` patterns: backslashes doubled (Spark's LIKE escapes with them);
+- ``json_object(k, v, ...)``: ``to_json(named_struct(...))`` (Spark leaves null values out);
+  ``json(text)`` inside it stays text (a JSON string rather than a nested object).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import sqlglot
+from sqlglot import exp
+
+WITH_KEY = "with_" if "with_" in exp.Select.arg_types else "with"  # sqlglot renamed it
+
+
+@functools.lru_cache(maxsize=512)
+def transpile(sql: str) -> str:
+    """One DuckDB statement as Spark SQL."""
+    return to_spark(sqlglot.parse_one(sql, read="duckdb"))
+
+
+ColumnsOf = Callable[[exp.Expression], list[str]]
+
+
+def to_spark(tree: exp.Expression, columns_of: ColumnsOf | None = None) -> str:
+    """A parsed DuckDB statement as Spark SQL (the tree is not modified). ``columns_of``
+    names the columns of a ``SELECT *`` (asked of the engine) where UNION BY NAME needs them."""
+    tree = tree.copy()
+    # children first, so a rewritten node is built from rewritten parts
+    for node in reversed(list(tree.dfs())):
+        new = _rewrite(node)
+        if new is not node:
+            if node is tree:
+                tree = new
+            else:
+                node.replace(new)
+    for union in list(tree.find_all(exp.Union)):
+        if union.args.get("by_name"):
+            _union_by_name(union, tree, columns_of)
+    return tree.sql(dialect="spark")
+
+
+def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+        node.set("materialized", None)
+        return node
+    if isinstance(node, exp.JSONExtractScalar) and isinstance(node.expression, exp.Array):
+        return exp.Array(
+            expressions=[
+                exp.JSONExtractScalar(this=node.this.copy(), expression=p.copy())
+                for p in node.expression.expressions
+            ]
+        )
+    if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order):
+        return _ordered_list(node.this)
+    if isinstance(node, exp.Bracket) and any(isinstance(e, exp.Slice) for e in node.expressions):
+        return _slice(node)
+    if isinstance(node, exp.Like | exp.ILike) and not isinstance(node.parent, exp.Escape):
+        return _like(node)
+    if isinstance(node, exp.RegexpFullMatch):
+        return _anchored_rlike(node.this, node.expression, node.args.get("options"))
+    if isinstance(node, exp.RegexpLike):
+        return _regexp_like(node)
+    if isinstance(node, exp.RegexpReplace):
+        return _regexp_replace(node)
+    if isinstance(node, exp.TimeToUnix):
+        micros = exp.Anonymous(this="unix_micros", expressions=[exp.cast(node.this, "timestamp")])
+        return exp.Div(this=micros, expression=exp.Literal.number("1000000.0"))
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.UBIGINT:
+        return exp.DataType.build("DECIMAL(20, 0)")
+    if isinstance(node, exp.Anonymous):
+        return _anonymous(node)
+    if isinstance(node, exp.ParseJSON):
+        return node.this  # JSON text stays text: Spark has no JSON type to embed it as
+    if isinstance(node, exp.JSONObject):
+        return _json_object(node)
+    return node
+
+
+def _ordered_list(order: exp.Order) -> exp.Expression:
+    """``list(x ORDER BY k)``: Spark's collect_list keeps no order, so sort what it collected
+    (by ``k`` through a struct when ``k`` is not ``x``)."""
+    value, keys = order.this, order.expressions
+    distinct = isinstance(value, exp.Distinct)
+    if distinct:
+        value = value.expressions[0]
+    key = keys[0]
+    if len(keys) == 1 and key.this == value:
+        collected = exp.func("collect_set" if distinct else "collect_list", value)
+        result: exp.Expression = exp.func("array_sort", collected)
+    else:
+        fields = [exp.alias_(k.this, f"k{i}") for i, k in enumerate(keys)] + [
+            exp.alias_(value, "v")
+        ]
+        struct = exp.func("struct", *fields)
+        collected = exp.func("collect_set" if distinct else "collect_list", struct)
+        result = sqlglot.parse_one("transform(s, e -> e.v)", read="spark")
+        result.set("this", exp.func("array_sort", collected))
+    if key.args.get("desc"):
+        result = exp.func("reverse", result)
+    return result
+
+
+def _slice(node: exp.Bracket) -> exp.Expression:
+    """DuckDB's ``list[a:b]`` (1-based, both ends included) as Spark's ``slice(list, a, n)``."""
+    part = node.expressions[0]
+    start = part.this or exp.Literal.number(1)
+    stop = part.expression
+    if stop is None:
+        length: exp.Expression = exp.func("size", node.this.copy())
+    elif isinstance(start, exp.Literal) and isinstance(stop, exp.Literal):
+        length = exp.Literal.number(max(0, int(stop.name) - int(start.name) + 1))
+    else:
+        length = exp.paren(exp.Sub(this=stop, expression=start)) + exp.Literal.number(1)
+    return exp.func("slice", node.this, start, length)
+
+
+def _like(node: exp.Like | exp.ILike) -> exp.Expression:
+    """DuckDB's LIKE has no escape character, Spark's is the backslash: double backslashes."""
+    pattern = node.expression
+    if isinstance(pattern, exp.Literal):
+        pattern = exp.Literal.string(pattern.name.replace("\\", "\\\\"))
+    else:
+        pattern = exp.func("replace", pattern, exp.Literal.string("\\"), exp.Literal.string("\\\\"))
+    return type(node)(this=node.this, expression=pattern)
+
+
+def _anonymous(node: exp.Anonymous) -> exp.Expression:
+    name = node.name.lower()
+    args = node.expressions
+    if name == "to_microseconds":
+        amount = args[0].this if isinstance(args[0], exp.Cast) else args[0]
+        return exp.Interval(this=exp.Literal.string(amount.sql()), unit=exp.var("MICROSECOND"))
+    return node
+
+
+def _flags(option: exp.Expression | None) -> str:
+    return "(?i)" if option is not None and "i" in option.name else ""
+
+
+def _anchored_rlike(
+    value: exp.Expression, pattern: exp.Expression, option: exp.Expression | None
+) -> exp.Expression:
+    if isinstance(pattern, exp.Literal):
+        anchored = exp.Literal.string(f"{_flags(option)}^(?:{pattern.name})$")
+    else:
+        anchored = exp.func("concat", exp.Literal.string(_flags(option) + "^(?:"), pattern,
+                            exp.Literal.string(")$"))  # fmt: skip
+    return exp.RegexpLike(this=value, expression=anchored)
+
+
+def _regexp_like(node: exp.RegexpLike) -> exp.Expression:
+    flag = node.args.get("flag")
+    if flag is None:
+        return node
+    pattern = node.expression
+    if isinstance(pattern, exp.Literal):
+        pattern = exp.Literal.string(_flags(flag) + pattern.name)
+    else:
+        pattern = exp.func("concat", exp.Literal.string(_flags(flag)), pattern)
+    return exp.RegexpLike(this=node.this, expression=pattern)
+
+
+def _regexp_replace(node: exp.RegexpReplace) -> exp.Expression:
+    option = node.args.get("modifiers")
+    pattern = node.expression
+    if isinstance(pattern, exp.Literal) and _flags(option):
+        pattern = exp.Literal.string(_flags(option) + pattern.name)
+    replacement = node.args.get("replacement")
+    if isinstance(replacement, exp.Literal):
+        text = replacement.name.replace("$", "\\$")
+        for n in range(10):
+            text = text.replace(f"\\{n}", f"${n}")
+        replacement = exp.Literal.string(text)
+    return exp.RegexpReplace(this=node.this, expression=pattern, replacement=replacement)
+
+
+def _json_object(node: exp.JSONObject) -> exp.Expression:
+    args: list[exp.Expression] = []
+    for pair in node.expressions:
+        key, value = (pair.this, pair.expression) if isinstance(pair, exp.JSONKeyValue) else pair
+        args += [key, value]
+    return exp.func("to_json", exp.func("named_struct", *args))
+
+
+def _with_ctes(leaf: exp.Select, tree: exp.Expression) -> exp.Expression:
+    """A copy of ``leaf`` carrying the CTEs of the statement it sits in (it may read them)."""
+    alone = leaf.copy()
+    for node in [tree, *tree.find_all(exp.Select)]:
+        with_ = node.args.get(WITH_KEY)
+        if isinstance(with_, exp.With) and node is not leaf:
+            alone.set(WITH_KEY, with_.copy())
+            break
+    return alone
+
+
+def _union_by_name(union: exp.Union, tree: exp.Expression, columns_of: ColumnsOf | None) -> None:
+    """Rewrite a chain of ``UNION [ALL] BY NAME`` into positional unions (see module doc)."""
+    leaves: list[exp.Select] = []
+
+    def collect(node: exp.Expression) -> None:
+        if isinstance(node, exp.Union) and node.args.get("by_name"):
+            collect(node.this)
+            collect(node.expression)
+            node.set("by_name", None)
+        elif isinstance(node, exp.Subquery):
+            collect(node.this)
+        elif isinstance(node, exp.Select):
+            leaves.append(node)
+        else:
+            raise ValueError(f"UNION BY NAME over {node.key} is not supported on Spark")
+
+    collect(union)
+    names: dict[str, None] = {}
+    for leaf in leaves:
+        if any(isinstance(p, exp.Star) for p in leaf.expressions):
+            if columns_of is None or len(leaf.expressions) != 1:
+                raise ValueError("UNION BY NAME over SELECT * needs the engine's column names")
+            leaf.set("expressions", [exp.column(n) for n in columns_of(_with_ctes(leaf, tree))])
+        names.update(dict.fromkeys(p.alias_or_name for p in leaf.expressions))
+    for leaf in leaves:
+        by_name = {p.alias_or_name: p for p in leaf.expressions}
+        leaf.set(
+            "expressions",
+            [by_name.get(n) or exp.alias_(exp.Null(), n) for n in names],
+        )
