@@ -131,12 +131,13 @@ class Case:
         return case
 
     @contextlib.contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """Hold the case's write lock (one ingest at a time per case); recover first."""
+    def writer_lock(self, *, wait: bool = True) -> Iterator[None]:
+        """Hold the case's commit lock (short: recovery, commits, case.duckdb); recover first.
+        Several ingests may stage batches at once; their commits take turns here."""
         lock_path = self.root / ".lock"
         with open(lock_path, "w") as lock:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise CaseError(
                     f"another breachtrace process is writing to {self.root}; wait for it to finish"
@@ -147,11 +148,41 @@ class Case:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def staging_batch(self, batch_id: str) -> Iterator[Path]:
+        """A staging folder for one batch, locked while this process writes it, so that another
+        process's ``recover`` leaves it alone (a lock dies with its process)."""
+        staged = self.staging_dir / batch_id
+        with open(self.staging_dir / f"{batch_id}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            staged.mkdir(parents=True)
+            try:
+                yield staged
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _batch_alive(self, batch_id: str) -> bool:
+        """Whether a live process holds the staging lock of ``batch_id``."""
+        try:
+            with open(self.staging_dir / f"{batch_id}.lock", "r+") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        except FileNotFoundError:
+            return False
+        return False
+
     def recover(self) -> list[Path]:
-        """Delete what uncommitted batches left behind; return the removed paths."""
+        """Delete what uncommitted batches of dead processes left behind (batches other live
+        processes are staging stay); return the removed paths. Call with the writer lock."""
         committed = self.committed_batches()
         removed: list[Path] = []
         for item in self.staging_dir.iterdir():
+            batch_id = item.name.removesuffix(".lock")
+            if item.name == "duckdb-tmp" or self._batch_alive(batch_id):
+                continue
             shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink()
             removed.append(item)
         for parquet in list(self.events_dir.rglob("*.parquet")) + list(
@@ -182,9 +213,11 @@ class Case:
 
     def commit_batch(self, batch_id: str, entries: list[ManifestEntry], staged: Path) -> None:
         """Move a staged batch into the store, then make it visible by writing its manifest.
+        Call with the writer lock held (``writer_lock``).
 
         The manifest rename is the commit point: files moved before it are removed by
-        ``recover`` if the process dies in between.
+        ``recover`` if the process dies in between. File names start with the batch id, so
+        batches never overwrite each other's files.
         """
         for parquet in sorted(staged.rglob("*.parquet")):
             rel = parquet.relative_to(staged)

@@ -8,6 +8,7 @@ A batch of inputs becomes visible in the case only when its manifest is committe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -100,8 +101,8 @@ class _Batch:
     def __init__(self, case: Case, con: duckdb.DuckDBPyConnection, progress: Progress) -> None:
         self.case, self.con, self.progress = case, con, progress
         self.batch_id = new_batch_id()
-        self.staging = case.staging_dir / self.batch_id
-        self.staging.mkdir(parents=True)
+        self._hold = contextlib.ExitStack()  # the staging lock, released once committed
+        self.staging = self._hold.enter_context(case.staging_batch(self.batch_id))
         self.inputs: dict[str, _Input] = {}
         self.rejects: list[pa.Table] = []
         self.rows = 0
@@ -213,11 +214,16 @@ class _Batch:
         con.execute("DROP TABLE batch_out")
 
     # -- committing -----------------------------------------------------------------------
+    def release(self) -> None:
+        """Give up the staging lock (an uncommitted batch is then removed by ``recover``)."""
+        self._hold.close()
+
     def commit(self) -> list[ManifestEntry]:
         self.flush()
         entries = [i.entry for i in self.inputs.values() if i.result.status == "ingested"]
         if not entries:
             shutil.rmtree(self.staging, ignore_errors=True)
+            self._hold.close()
             return []
         if self.rejects:
             target = self.staging / "rejects" / f"{self.batch_id}.parquet"
@@ -232,7 +238,9 @@ class _Batch:
             for part in events_dir.iterdir():
                 part.rename(self.staging / part.name)
             events_dir.rmdir()
-        self.case.commit_batch(self.batch_id, entries, self.staging)
+        with self.case.writer_lock():  # commits of parallel ingests take turns
+            self.case.commit_batch(self.batch_id, entries, self.staging)
+        self._hold.close()
         return entries
 
 
@@ -256,26 +264,30 @@ def ingest(
     inputs = list(discover(paths))
     case = Case.open(case_dir, create=True)
     summary = IngestSummary(case.root)
+    # Several ingests may run at once on one case (one per file or folder, say): each stages
+    # its own batches; only recovery and commits take the case's lock, in turns.
     with case.writer_lock():
         known = {e.fingerprint: e for e in case.manifest() if e.fingerprint}
         known_sha = {e.sha256: e for e in case.manifest()}
-        con = case.connect(memory_limit=memory_limit or INGEST_MEMORY_LIMIT)
-        con.execute("SET partitioned_write_flush_threshold = 100000")
-        con.execute("SET enable_progress_bar = false")
-        progress.start(len(inputs), sum(s.size for s in inputs))
-        batch = _Batch(case, con, progress)
-        try:
-            for src in inputs:
-                result = _ingest_one(src, readers, format, batch, known, known_sha)
-                summary.files.append(result)
-                if result.status != "ingested":
-                    progress.file_done(result)
-                if batch.rows >= COMMIT_ROWS or len(batch.inputs) >= COMMIT_FILES:
-                    batch.commit()
-                    batch = _Batch(case, con, progress)
-            batch.commit()
-        finally:
-            con.close()
+    con = case.connect(memory_limit=memory_limit or INGEST_MEMORY_LIMIT)
+    con.execute("SET partitioned_write_flush_threshold = 100000")
+    con.execute("SET enable_progress_bar = false")
+    progress.start(len(inputs), sum(s.size for s in inputs))
+    batch = _Batch(case, con, progress)
+    try:
+        for src in inputs:
+            result = _ingest_one(src, readers, format, batch, known, known_sha)
+            summary.files.append(result)
+            if result.status != "ingested":
+                progress.file_done(result)
+            if batch.rows >= COMMIT_ROWS or len(batch.inputs) >= COMMIT_FILES:
+                batch.commit()
+                batch = _Batch(case, con, progress)
+        batch.commit()
+    finally:
+        con.close()
+        batch.release()
+    with case.writer_lock():
         case.refresh_database()
     summary.seconds = time.perf_counter() - started
     return summary
