@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from breachtrace.case import Case, CaseError
+from breachtrace.cli_engine import DEFAULT_MASTER, EngineName, EngineOpt, SparkMasterOpt
 from breachtrace.cli_output import BarProgress, printable, write_rows
 from breachtrace.context import ContextError
 from breachtrace.detect.behaviour import AnalyticSummary, DetectSummary, detect
@@ -71,6 +72,8 @@ def detect_command(
     output: Annotated[
         str, typer.Option("--output", "-o", help="table, jsonl or csv (the findings shown).")
     ] = "table",
+    engine: EngineOpt = EngineName.duckdb,
+    spark_master: SparkMasterOpt = DEFAULT_MASTER,
 ) -> None:
     """Run behavioural analytics (lateral movement, credential misuse, bulk reads, beaconing,
     log tampering) and write their findings into the case beside the Sigma findings."""
@@ -83,7 +86,8 @@ def detect_command(
         with progress:
             summary = detect(
                 case, only=names, config_path=config, assets=assets, networks=networks,
-                identities=identities, progress=progress,
+                identities=identities, progress=progress, engine=engine.value,
+                spark_master=spark_master,
             )  # fmt: skip
     except (CaseError, ConfigError, ContextError, ValueError) as exc:
         err.print(Text.assemble(("error: ", "bold red"), printable(exc)), highlight=False)

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from breachtrace.case import Case, CaseError
+from breachtrace.cli_engine import DEFAULT_MASTER, EngineName, EngineOpt, SparkMasterOpt
 from breachtrace.cli_output import printable, write_rows
 from breachtrace.query import QueryError
 
@@ -60,6 +61,8 @@ def hunt(
             help="Only rules with one of these tags, e.g. attack.t1021,attack.lateral_movement.",
         ),
     ] = None,
+    engine: EngineOpt = EngineName.duckdb,
+    spark_master: SparkMasterOpt = DEFAULT_MASTER,
 ) -> None:
     """Run Sigma rules over every event of the case; each hit becomes a finding."""
     from breachtrace.detect.sigma import NoRulesConfigured, default_rule_paths
@@ -78,11 +81,13 @@ def hunt(
                 summary = run_hunt(
                     opened, paths, min_level=min_level, statuses=_split(status), tags=_split(tags),
                     progress=lambda m: spinner.update(Text(printable(m))),
+                    engine=engine.value, spark_master=spark_master,
                 )  # fmt: skip
         else:
             summary = run_hunt(
                 opened, paths, min_level=min_level, statuses=_split(status), tags=_split(tags),
                 progress=lambda m: console.print(Text(printable(m))),
+                engine=engine.value, spark_master=spark_master,
             )  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))

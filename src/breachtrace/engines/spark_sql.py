@@ -12,6 +12,9 @@ rewritten here on the parsed tree, keeping DuckDB's meaning:
   anchored / ``(?i)`` patterns (Spark's ``regexp_replace`` replaces every match, DuckDB's the
   first; the SQL here only uses anchored patterns, where the two agree); ``\\1`` in a
   replacement becomes Java's ``$1``;
+- ``quantile_cont`` -> ``percentile`` (exact, interpolated); ``mad`` from the sorted list;
+- ``to_hours(n)`` and kin: ``n * INTERVAL '1' HOUR``; ``parse_dirpath``: a regexp;
+- ``time_bucket(width, ts)``: arithmetic on microseconds from DuckDB's origin (2000-01-03);
 - ``epoch(ts)``: seconds with their fraction (Spark's ``unix_timestamp`` truncates);
 - ``to_microseconds(n)``: an interval literal; ``UBIGINT`` casts: DECIMAL(20, 0);
 - ``list(x ORDER BY k)``: the collected list sorted (Spark keeps no order);
@@ -82,6 +85,12 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return _regexp_like(node)
     if isinstance(node, exp.RegexpReplace):
         return _regexp_replace(node)
+    if isinstance(node, exp.PercentileCont):
+        return exp.func("percentile", node.this, node.expression)
+    if isinstance(node, exp.Filter) and _is_call(node.this, "mad"):
+        return _mad(node.this.expressions[0], node.expression)
+    if isinstance(node, exp.DateBin):
+        return _time_bucket(node)
     if isinstance(node, exp.TimeToUnix):
         micros = exp.Anonymous(this="unix_micros", expressions=[exp.cast(node.this, "timestamp")])
         return exp.Div(this=micros, expression=exp.Literal.number("1000000.0"))
@@ -120,6 +129,27 @@ def _ordered_list(order: exp.Order) -> exp.Expression:
     return result
 
 
+_UNIT_MICROS = {"MICROSECOND": 1, "SECOND": 1_000_000, "MINUTE": 60_000_000,
+                "HOUR": 3_600_000_000, "DAY": 86_400_000_000}  # fmt: skip
+_BUCKET_ORIGIN = 946_857_600_000_000  # DuckDB's time_bucket origin, 2000-01-03, in micros
+
+
+def _time_bucket(node: exp.DateBin) -> exp.Expression:
+    """``time_bucket(width, ts)``: ts floored to a multiple of width from DuckDB's origin."""
+    width = node.this
+    unit = width.args.get("unit")
+    unit_name = unit.name.upper().rstrip("S") if unit is not None else ""
+    if not isinstance(width, exp.Interval) or unit_name not in _UNIT_MICROS:
+        raise ValueError(f"time_bucket width {width.sql()} is not supported on Spark")
+    micros = int(float(width.this.name) * _UNIT_MICROS[unit_name])
+    ts = exp.Anonymous(this="unix_micros", expressions=[exp.cast(node.expression, "timestamp")])
+    return sqlglot.parse_one(
+        f"CAST(timestamp_micros(CAST(floor(({ts.sql('spark')} - {_BUCKET_ORIGIN}) / {micros}) "
+        f"AS BIGINT) * {micros} + {_BUCKET_ORIGIN}) AS TIMESTAMP_NTZ)",
+        read="spark",
+    )
+
+
 def _slice(node: exp.Bracket) -> exp.Expression:
     """DuckDB's ``list[a:b]`` (1-based, both ends included) as Spark's ``slice(list, a, n)``."""
     part = node.expressions[0]
@@ -147,10 +177,53 @@ def _like(node: exp.Like | exp.ILike) -> exp.Expression:
 def _anonymous(node: exp.Anonymous) -> exp.Expression:
     name = node.name.lower()
     args = node.expressions
+    if name == "mad":
+        return node if isinstance(node.parent, exp.Filter) else _mad(args[0], None)
+    if name in _TO_INTERVAL:
+        return exp.Mul(this=exp.paren(args[0]), expression=sqlglot.parse_one(
+            f"INTERVAL '1' {_TO_INTERVAL[name]}", read="spark"))  # fmt: skip
+    if name == "parse_dirpath":
+        # the folder part of a path (/ or \ separated); '' when there is none, like DuckDB
+        pattern = exp.Literal.string(r"^(.*)[/\\][^/\\]*$")
+        return exp.Anonymous(
+            this="regexp_extract", expressions=[args[0], pattern, exp.Literal.number(1)]
+        )
     if name == "to_microseconds":
         amount = args[0].this if isinstance(args[0], exp.Cast) else args[0]
         return exp.Interval(this=exp.Literal.string(amount.sql()), unit=exp.var("MICROSECOND"))
     return node
+
+
+_TO_INTERVAL = {"to_seconds": "SECOND", "to_minutes": "MINUTE", "to_hours": "HOUR",
+                "to_days": "DAY"}  # fmt: skip
+
+
+def _is_call(node: exp.Expression, name: str) -> bool:
+    return isinstance(node, exp.Anonymous) and node.name.lower() == name
+
+
+def _median_of(sorted_list: str) -> str:
+    """Spark SQL: the interpolated median of a sorted array (NULL when empty)."""
+    n = f"size({sorted_list})"
+    return (
+        f"CASE WHEN {n} > 0 THEN (element_at({sorted_list}, CAST(floor(({n} - 1) / 2) AS INT) + 1)"
+        f" + element_at({sorted_list}, CAST(ceil(({n} - 1) / 2) AS INT) + 1)) / 2.0 END"
+    )
+
+
+def _mad(value: exp.Expression, where: exp.Expression | None) -> exp.Expression:
+    """DuckDB's ``mad(x)`` (median absolute deviation from the median), which Spark lacks: the
+    values collected and sorted, the median and the deviations' median taken from the list
+    (each list bound once to a lambda variable, so the SQL stays small)."""
+    collected: exp.Expression = exp.func("collect_list", exp.cast(value, "double"))
+    if where is not None:
+        collected = exp.Filter(this=collected, expression=where)
+    deviations = f"array_sort(transform(bt_a, bt_v -> abs(bt_v - ({_median_of('bt_a')}))))"
+    text = (
+        f"element_at(transform(array(array_sort({collected.sql('spark')})), bt_a -> "
+        f"element_at(transform(array({deviations}), bt_d -> {_median_of('bt_d')}), 1)), 1)"
+    )
+    return sqlglot.parse_one(text, read="spark")
 
 
 def _flags(option: exp.Expression | None) -> str:

@@ -1,0 +1,32 @@
+"""The ``--engine`` and ``--spark-master`` options shared by the commands that run SQL over
+events (hunt, detect)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+
+class EngineName(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOpt = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        help="SQL engine: duckdb (this machine) or spark (PySpark, the same SQL transpiled; "
+        "install with pip install 'breachtrace[spark]').",
+    ),
+]
+SparkMasterOpt = Annotated[
+    str,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL for --engine spark (local[*], spark://host:7077, yarn, ...).",
+    ),
+]
+DEFAULT_MASTER = "local[*]"
