@@ -92,8 +92,7 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.DateBin):
         return _time_bucket(node)
     if isinstance(node, exp.TimeToUnix):
-        micros = exp.Anonymous(this="unix_micros", expressions=[exp.cast(node.this, "timestamp")])
-        return exp.Div(this=micros, expression=exp.Literal.number("1000000.0"))
+        return exp.Div(this=_micros(node.this), expression=exp.Literal.number("1000000.0"))
     if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.UBIGINT:
         return exp.DataType.build("DECIMAL(20, 0)")
     if isinstance(node, exp.Anonymous):
@@ -172,6 +171,20 @@ def _like(node: exp.Like | exp.ILike) -> exp.Expression:
     else:
         pattern = exp.func("replace", pattern, exp.Literal.string("\\"), exp.Literal.string("\\\\"))
     return type(node)(this=node.this, expression=pattern)
+
+
+def _micros(value: exp.Expression) -> exp.Expression:
+    """Microseconds of ``epoch``'s argument: a timestamp since 1970, or an interval written as
+    a difference of timestamps (possibly inside an aggregate such as arg_max(b - a, n))."""
+    if isinstance(value, exp.Paren):
+        return _micros(value.this)
+    if isinstance(value, exp.Sub) and not isinstance(value.expression, exp.Interval):
+        return exp.paren(exp.Sub(this=_micros(value.this), expression=_micros(value.expression)))
+    if isinstance(value, exp.AggFunc) and isinstance(value.this, exp.Sub | exp.Paren):
+        inner = value.copy()
+        inner.set("this", _micros(value.this))
+        return inner
+    return exp.Anonymous(this="unix_micros", expressions=[exp.cast(value, "timestamp")])
 
 
 def _anonymous(node: exp.Anonymous) -> exp.Expression:

@@ -1,0 +1,150 @@
+"""DuckDB versus Spark (local mode): wall time and peak memory of detect and hunt, by size.
+
+Each size is simulated and ingested once (kept under --workdir), then each (engine, stage) runs
+in a fresh child process; its peak memory is the largest resident set of the child and its
+children (Spark's JVM included), sampled every 0.2 s. Sizes are benchmarks/scale.py's:
+
+    python benchmarks/engines.py                          # 1M
+    python benchmarks/engines.py --sizes 1M,10M,30M       # 30M is the closest to 50M there
+    python benchmarks/engines.py --sizes 1M --engines spark --spark-master local[2]
+
+hunt runs the rule set in tests/data/sigma/engines (a handful of rules and a correlation)
+unless --rules says otherwise. The machine the figures come from is printed with them: on a
+shared 2-core box, other people's work shows up in the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scale import SIZES
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RULES = ROOT / "tests" / "data" / "sigma" / "engines"
+STAGES = ("detect", "hunt")
+
+
+def build(out: Path, hosts: int, days: int, seed: int) -> int:
+    """Simulate and ingest one size into ``out`` (once); returns the number of events."""
+    from breachtrace.case import Case
+    from breachtrace.ingest.runner import ingest
+    from breachtrace.simulate import simulate
+
+    done = out / ".built"
+    if not done.exists():
+        simulate(out, "telecom-2020", hosts=hosts, days=days, seed=seed)
+        ingest(out / "case", [out / "logs"], mappings=[out / "mappings" / "vpn.yaml"])
+        done.write_text("ok\n")
+    con = Case.open(out / "case").connect()
+    try:
+        row = con.execute("SELECT count(*) FROM events").fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
+
+
+def stage(out: Path, stage_name: str, engine: str, master: str, rules: Path) -> None:
+    """Run one stage on one engine; prints one JSON line (seconds, findings)."""
+    from breachtrace.case import Case
+    from breachtrace.detect.behaviour import detect
+    from breachtrace.detect.sigma import hunt
+
+    began = time.perf_counter()
+    if stage_name == "detect":
+        summary = detect(
+            out / "case", assets=out / "assets.csv", networks=out / "networks.csv",
+            identities=out / "identities.csv", write=False, engine=engine, spark_master=master,
+        )  # fmt: skip
+        findings = summary.findings
+    else:
+        hunted = hunt(Case.open(out / "case"), [rules], engine=engine, spark_master=master)
+        findings = hunted.findings
+    print(json.dumps({"seconds": time.perf_counter() - began, "findings": findings}))
+
+
+def run_child(args: list[str]) -> tuple[dict[str, object], float]:
+    """Run this script as a child; its JSON result and the peak RSS (MB) of its process tree."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    parent = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        return {"error": stderr.strip().splitlines()[-1] if stderr.strip() else "failed"}, 0.0
+    return json.loads(stdout.strip().splitlines()[-1]), peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="1M", help=f"comma list of {', '.join(SIZES)}")
+    parser.add_argument("--engines", default="duckdb,spark")
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--spark-master", default="local[*]")
+    parser.add_argument("--rules", type=Path, default=DEFAULT_RULES)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None, help="keeps the built cases")
+    parser.add_argument("--build", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--stage", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.build:
+        out, hosts, days, seed = args.build
+        print(json.dumps({"events": build(Path(out), int(hosts), int(days), int(seed))}))
+        return
+    if args.stage:
+        out, name, engine = args.stage
+        stage(Path(out), name, engine, args.spark_master, args.rules)
+        return
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bt-engines-"))
+    load = os.getloadavg()[0]
+    print(f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB RAM, "
+          f"load average {load:.1f} at start (a shared machine: others' work is in the times); "
+          f"spark master {args.spark_master}; cases under {workdir}")  # fmt: skip
+    print(f"{'size':>5} {'events':>12} {'stage':>7} {'engine':>7} {'seconds':>8} "
+          f"{'ev/s':>10} {'peak MB':>8} {'findings':>9}")  # fmt: skip
+    for name in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+        hosts, days = SIZES[name]
+        out = workdir / f"engines-{name}"
+        built, _ = run_child(["--build", str(out), str(hosts), str(days), str(args.seed)])
+        if "error" in built:
+            print(f"{name:>5} build failed: {built['error']}")
+            continue
+        events = int(built["events"])  # type: ignore[call-overload]
+        for stage_name in args.stages.split(","):
+            for engine in args.engines.split(","):
+                result, peak = run_child(
+                    ["--stage", str(out), stage_name, engine, "--spark-master", args.spark_master,
+                     "--rules", str(args.rules)]
+                )  # fmt: skip
+                if "error" in result:
+                    print(f"{name:>5} {events:>12,} {stage_name:>7} {engine:>7} failed: "
+                          f"{result['error']}")  # fmt: skip
+                    continue
+                seconds = float(result["seconds"])  # type: ignore[arg-type]
+                print(f"{name:>5} {events:>12,} {stage_name:>7} {engine:>7} {seconds:>8.1f} "
+                      f"{events / seconds:>10,.0f} {peak:>8.0f} {result['findings']:>9}",
+                      flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
