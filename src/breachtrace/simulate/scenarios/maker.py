@@ -266,6 +266,8 @@ def _tamper(
     for fs in order[1:3]:
         _, _, t, end = by_server[fs][int(rng.integers(len(by_server[fs])))]
         gaps.append(LogGap(fs, SECURITY, "records_removed", t - 120 * US, end + 120 * US))
+    # Sysmon goes quiet days after the implant settled (the implant's own volume is by then
+    # the workstation's usual level, against which a silence shows)
     ws, t = infected[0]
-    quiet = t + int(rng.integers(20, 40)) * 3600 * US
+    quiet = t + int(rng.integers(72, 120)) * 3600 * US
     gaps.append(LogGap(ws, SYSMON, "silent", quiet, quiet + int(rng.integers(6, 20)) * 3600 * US))
