@@ -164,11 +164,9 @@ def _entry_point(ws: Workspace, route: RouteHops, devices: set[str]) -> EntryFac
     if node in devices:
         return _device_entry(ws, route)
     if ws.is_address(node):
-        reasons = [f"the first hop comes from the outside address {node}"]
+        why = (f"the first hop comes from the outside address {node}",)
         return EntryFacts(
-            EntryPoint(
-                first_hop.dst, node, first_hop.time, tuple(reasons), (first_hop.finding_id,)
-            ),
+            EntryPoint(first_hop.dst, node, first_hop.time, why, (first_hop.finding_id,)),
             [first_hop.account] if first_hop.account else [],
             None,
             [node],
@@ -384,7 +382,7 @@ def _hosts(
                 max(times),
             )
         )
-    return sorted(out, key=lambda h: h.first)
+    return sorted(out, key=lambda h: (h.first, h.name))  # name: runs give the same order
 
 
 def _entities(
@@ -405,7 +403,7 @@ def _entities(
             times = [h.time for h in hops if h.src == name]
         if times:
             out.append(Entity(name, min(times), max(times)))
-    return sorted(out, key=lambda e: e.first)
+    return sorted(out, key=lambda e: (e.first, e.name))
 
 
 def _severity(related: list[FindingView], routes: list[Route], c2: list[C2Channel]) -> str:
@@ -472,11 +470,11 @@ def _containment(
     c2: list[C2Channel],
 ) -> list[ContainmentAction]:
     out: list[ContainmentAction] = []
-    ids_of = {}
+    ids_of: dict[str, list[str]] = {}
     for r in routes:
-        for h in r.hops:
-            for n in (h.src, h.dst, h.account):
-                ids_of.setdefault(n, []).extend(h.finding_ids)
+        for hop in r.hops:
+            for n in (hop.src, hop.dst, hop.account):
+                ids_of.setdefault(n, []).extend(hop.finding_ids)
     for h in hosts:
         beacon = [c for c in c2 if c.host == h.name]
         why = (

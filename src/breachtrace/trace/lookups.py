@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import duckdb
+import pyarrow as pa
 
 from breachtrace.context import Context
 
@@ -56,7 +57,7 @@ def outside_contacts(
         return []
     rows = con.execute(
         """
-WITH flows AS (
+WITH flows AS MATERIALIZED (
     SELECT src_ip, ts, dst_port FROM events
     WHERE action = 'network_connection' AND list_contains(?, dst_ip) AND src_ip IS NOT NULL
 ), recent AS (
@@ -130,27 +131,53 @@ def own_vpn_addresses(con: duckdb.DuckDBPyConnection, account: str, devices: lis
     return {r[0] for r in rows}
 
 
-def first_vpn_logon(
-    con: duckdb.DuckDBPyConnection, account: str, host: str, device: str, since: datetime
-) -> tuple[datetime, str] | None:
-    """(time, event_uid) of the first logon on ``host`` by ``account`` from an address the
-    VPN assigned to ``device`` for that account, at or after ``since``."""
-    row = con.execute(
-        """
-WITH vpn AS (
-    SELECT ts AS start, dst_ip AS assigned,
-           lead(ts) OVER (PARTITION BY dst_ip ORDER BY ts) AS next_ts
-    FROM events WHERE action IN ('remote_access', 'logoff')
-      AND user = ? AND src_host = ? AND dst_ip IS NOT NULL
+@dataclass(frozen=True)
+class VpnLogonQuery:
+    """The first logon on ``host`` by ``account`` from an address the VPN assigned to
+    ``device`` for that account, at or after ``since``."""
+
+    account: str
+    host: str
+    device: str
+    since: datetime
+
+
+def first_vpn_logons(
+    con: duckdb.DuckDBPyConnection, queries: list[VpnLogonQuery]
+) -> list[tuple[datetime, str] | None]:
+    """(time, event_uid) of each query's first logon, or None; one pass over the events for
+    all queries (a query per hop scanned the case once per hop)."""
+    if not queries:
+        return []
+    con.register("bt_vpn_queries", pa.table({
+        "i": pa.array(range(len(queries)), pa.int32()),
+        "account": [q.account for q in queries],
+        "host": [q.host for q in queries],
+        "device": [q.device for q in queries],
+        "since": pa.array([q.since for q in queries], pa.timestamp("us")),
+    }))  # fmt: skip
+    try:
+        rows = con.execute("""
+WITH q AS MATERIALIZED (SELECT * FROM bt_vpn_queries),
+vpn AS MATERIALIZED (
+    SELECT q.i, e.ts AS start, e.dst_ip AS assigned,
+           lead(e.ts) OVER (PARTITION BY q.i, e.dst_ip ORDER BY e.ts) AS next_ts
+    FROM events e JOIN q ON e.user = q.account AND e.src_host = q.device
+    WHERE e.action IN ('remote_access', 'logoff') AND e.dst_ip IS NOT NULL
+), logons AS MATERIALIZED (
+    SELECT q.i, e.ts, e.event_uid, e.src_ip FROM events e
+    JOIN q ON e.host = q.host AND e.user = q.account AND e.ts >= q.since
+    WHERE e.action = 'logon'
 )
-SELECT e.ts, e.event_uid FROM events e JOIN vpn v ON e.src_ip = v.assigned
-  AND e.ts >= v.start AND e.ts <= coalesce(v.next_ts, v.start + INTERVAL 1 DAY)
-WHERE e.action = 'logon' AND e.host = ? AND e.user = ? AND e.ts >= ?
-ORDER BY e.ts LIMIT 1
-""",
-        [account, device, host, account, since],
-    ).fetchone()
-    return (row[0], row[1]) if row else None
+SELECT l.i, arg_min(l.ts, l.ts), arg_min(l.event_uid, l.ts) FROM logons l JOIN vpn v
+  ON v.i = l.i AND l.src_ip = v.assigned
+ AND l.ts >= v.start AND l.ts <= coalesce(v.next_ts, v.start + INTERVAL 1 DAY)
+GROUP BY l.i
+""").fetchall()  # fmt: skip
+    finally:
+        con.unregister("bt_vpn_queries")
+    found = {i: (ts, uid) for i, ts, uid in rows}
+    return [found.get(i) for i in range(len(queries))]
 
 
 def accounts_acting(
