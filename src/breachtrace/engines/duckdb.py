@@ -106,6 +106,8 @@ def connect(
     """Open a DuckDB connection with breachtrace's session settings and macros."""
     con = duckdb.connect(str(database), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
+    # the stages report their own progress; DuckDB's bar would interleave with it on stderr
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"SET memory_limit = '{memory_limit or default_memory_limit()}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
