@@ -119,7 +119,10 @@ class SparkEngine:
             self.register(name, schema.empty_table())
         else:
             self.execute(
-                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT NULL AS input_path WHERE false"
+                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT CAST(NULL AS VARCHAR) AS input_path, "
+                "CAST(NULL AS VARCHAR) AS input_id, CAST(NULL AS VARCHAR) AS input_sha256, "
+                "CAST(NULL AS BIGINT) AS input_record, CAST(NULL AS VARCHAR) AS reason, "
+                "CAST(NULL AS VARCHAR) AS excerpt WHERE false"
             )
 
     def restrict_events(self, condition: str) -> None:
@@ -181,7 +184,9 @@ class SparkEngine:
             with self._query(statement.expression, params) as rows, self._lock:
                 self._cache(target, self.spark.table(target).unionByName(rows))
         elif isinstance(statement, exp.Drop):
-            self._drop(statement.this.name)
+            tables = statement.args.get("tables") or [statement.this]
+            for table in tables:
+                self._drop(table.name)
         else:
             with self._query(statement, params) as frame:
                 frame.collect()

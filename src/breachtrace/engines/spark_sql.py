@@ -7,18 +7,20 @@ rewritten here on the parsed tree, keeping DuckDB's meaning:
 - ``UNION [ALL] BY NAME``: each branch's projections reordered to the union of the names
   (DuckDB's order: first appearance), missing names as NULL;
 - ``WITH x AS MATERIALIZED``: the hint dropped (Spark decides reuse itself);
-- ``json_extract_string(j, [paths])``: an array of ``get_json_object`` per path;
+- ``json_extract_string(j, [paths])``: an array of ``get_json_object`` per path; a path
+  ending in ``[*]``: the JSON array parsed with ``from_json``;
 - ``regexp_full_match``, and the ``'i'`` option of ``regexp_matches``/``regexp_replace``:
   anchored / ``(?i)`` patterns (Spark's ``regexp_replace`` replaces every match, DuckDB's the
   first; the SQL here only uses anchored patterns, where the two agree); ``\\1`` in a
   replacement becomes Java's ``$1``;
-- ``quantile_cont`` -> ``percentile`` (exact, interpolated); ``mad`` from the sorted list;
+- ``quantile_cont`` and ``median`` -> ``percentile`` (exact, interpolated); ``mad`` from the sorted list;
 - ``to_hours(n)`` and kin: ``n * INTERVAL '1' HOUR``; ``parse_dirpath``: a regexp;
+- ``CAST(unnest(list) AS T)``: the elements cast, then exploded;
 - ``time_bucket(width, ts)``: arithmetic on microseconds from DuckDB's origin (2000-01-03);
 - ``epoch(ts)``: seconds with their fraction (Spark's ``unix_timestamp`` truncates);
 - ``to_microseconds(n)``: an interval literal; ``UBIGINT`` casts: DECIMAL(20, 0);
 - ``list(x ORDER BY k)``: the collected list sorted (Spark keeps no order);
-- ``list[a:b]``: ``slice(list, a, b - a + 1)``;
+- ``list[a:b]``: ``slice(list, a, b - a + 1)``; ``list[-k]``: ``element_at(list, -k)``;
 - ``LIKE``/``ILIKE`` patterns: backslashes doubled (Spark's LIKE escapes with them);
 - ``json_object(k, v, ...)``: ``to_json(named_struct(...))`` (Spark leaves null values out);
   ``json(text)`` inside it stays text (a JSON string rather than a nested object).
@@ -31,7 +33,9 @@ from collections.abc import Callable
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
+_DUCKDB = Dialect.get_or_raise("duckdb")  # parses JSON paths ($."Key") as DuckDB does
 WITH_KEY = "with_" if "with_" in exp.Select.arg_types else "with"  # sqlglot renamed it
 
 
@@ -69,7 +73,7 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.JSONExtractScalar) and isinstance(node.expression, exp.Array):
         return exp.Array(
             expressions=[
-                exp.JSONExtractScalar(this=node.this.copy(), expression=p.copy())
+                exp.JSONExtractScalar(this=node.this.copy(), expression=_DUCKDB.to_json_path(p))
                 for p in node.expression.expressions
             ]
         )
@@ -77,8 +81,23 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return _ordered_list(node.this)
     if isinstance(node, exp.Bracket) and any(isinstance(e, exp.Slice) for e in node.expressions):
         return _slice(node)
+    if (
+        isinstance(node, exp.Bracket)
+        and len(node.expressions) == 1
+        and isinstance(node.expressions[0], exp.Neg)
+        and isinstance(node.expressions[0].this, exp.Literal)
+    ):
+        # DuckDB's list[-k] counts from the end (sqlglot has shifted k by its 0-based offset)
+        from_end = int(node.expressions[0].this.name) - 1
+        return exp.func("element_at", node.this, exp.Literal.number(-from_end))
     if isinstance(node, exp.Like | exp.ILike) and not isinstance(node.parent, exp.Escape):
         return _like(node)
+    if isinstance(node, exp.JSONExtractScalar) and _wildcard_last(node.expression):
+        # a wildcard path gives DuckDB a list; Spark's get_json_object gives the JSON array text
+        base = node.expression.copy()
+        base.expressions.pop()
+        text = exp.JSONExtractScalar(this=node.this, expression=base)
+        return exp.func("from_json", text, exp.Literal.string("array<string>"))
     if isinstance(node, exp.RegexpFullMatch):
         return _anchored_rlike(node.this, node.expression, node.args.get("options"))
     if isinstance(node, exp.RegexpLike):
@@ -87,8 +106,16 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return _regexp_replace(node)
     if isinstance(node, exp.PercentileCont):
         return exp.func("percentile", node.this, node.expression)
+    if isinstance(node, exp.Median):  # Spark's median takes no window frame; percentile does
+        return exp.func("percentile", node.this, exp.Literal.number(0.5))
     if isinstance(node, exp.Filter) and _is_call(node.this, "mad"):
         return _mad(node.this.expressions[0], node.expression)
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Explode):
+        # Spark takes no generator inside an expression: cast the elements, then explode
+        to = node.args["to"].sql("spark")
+        cast = sqlglot.parse_one(f"transform(bt_x, bt_e -> CAST(bt_e AS {to}))", read="spark")
+        cast.set("this", node.this.this)
+        return exp.Explode(this=cast)
     if isinstance(node, exp.DateBin):
         return _time_bucket(node)
     if isinstance(node, exp.TimeToUnix):
@@ -171,6 +198,15 @@ def _like(node: exp.Like | exp.ILike) -> exp.Expression:
     else:
         pattern = exp.func("replace", pattern, exp.Literal.string("\\"), exp.Literal.string("\\\\"))
     return type(node)(this=node.this, expression=pattern)
+
+
+def _wildcard_last(path: exp.Expression) -> bool:
+    return (
+        isinstance(path, exp.JSONPath)
+        and len(path.expressions) > 1
+        and isinstance(path.expressions[-1], exp.JSONPathSubscript)
+        and isinstance(path.expressions[-1].this, exp.JSONPathWildcard)
+    )
 
 
 def _micros(value: exp.Expression) -> exp.Expression:

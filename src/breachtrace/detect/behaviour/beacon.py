@@ -394,11 +394,11 @@ WITH q AS (SELECT * FROM bt_dns), labelled AS (
     SELECT *, string_split(name, '.') AS labels FROM q
 ), domains AS (
     SELECT *,
-           CASE WHEN len(labels) >= 3 AND list_contains(?, labels[-2] || '.' || labels[-1])
+           CASE WHEN array_length(labels) >= 3 AND list_contains(?, labels[-2] || '.' || labels[-1])
                 THEN array_to_string(labels[-3:], '.') ELSE array_to_string(labels[-2:], '.')
            END AS domain,
            regexp_matches(name, '[^.]{{{int(s.dns_max_label_length)},}}') AS very_long
-    FROM labelled WHERE len(labels) >= 2
+    FROM labelled WHERE array_length(labels) >= 2
 )
 SELECT domain, count(DISTINCT name) AS names, count(*) AS queries,
        avg(length(labels[1])) AS mean_label, bool_or(very_long) AS very_long,

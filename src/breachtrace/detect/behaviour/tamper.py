@@ -510,7 +510,7 @@ WITH daily AS (
     SELECT host, channel,
            CAST(unnest(generate_series(first_day + 1, last_day - 1, INTERVAL 1 DAY)) AS DATE)
                AS day
-    FROM spans WHERE last_day - first_day >= 3
+    FROM spans WHERE date_diff('day', first_day, last_day) >= 3
 ), filled AS (
     SELECT g.host, g.channel, g.day, coalesce(d.n, 0) AS n, isodow(g.day) >= 6 AS weekend
     FROM grid g LEFT JOIN daily d USING (host, channel, day)
