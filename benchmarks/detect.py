@@ -57,9 +57,10 @@ def standalone(
     """(own seconds, shared seconds, findings) of one analytic on a fresh connection."""
     con = case.connect(threads=threads)
     try:
+        # fetchall: a result left half-read blocks the connection's next statement
         events, first, last = con.execute(
             "SELECT count(*), min(ts), max(ts) FROM events"
-        ).fetchone()
+        ).fetchall()[0]
         run = Run(case, DuckDBEngine(con), load_config(), ctx, first, last, int(events))
         began = time.perf_counter()
         result = analytics()[name].run(run)
@@ -89,7 +90,7 @@ def main() -> None:
     case = Case.open(case_dir)
     ctx = context_for(case, sim)
     con = case.connect()
-    events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
     con.close()
     print(
         f"case {case_dir}: {events:,} events; {os.cpu_count()} CPUs; threads {args.threads or 'all'}"
