@@ -93,6 +93,55 @@ def test_lateral_remote_exec_admin_share_and_alt_credentials(tmp_path: Path) -> 
     assert all("too short" in f.explanation for f in found["lateral_new_edge"])
 
 
+def install(ts: Any, host: str, service: str, image: str) -> dict[str, Any]:
+    """A System 7045: names the service and its program, never the logon session."""
+    return {"ts": ts, "host": host, "event_code": 7045, "action": "service_install",
+            "channel": "System", "user": "LocalSystem", "query": service, "file_path": image}  # fmt: skip
+
+
+def privileged(ts: Any, host: str, user: str, logon_id: str) -> dict[str, Any]:
+    return {"ts": ts, "host": host, "event_code": 4672, "action": "privilege_assigned",
+            "user": user, "logon_id": logon_id}  # fmt: skip
+
+
+def test_lateral_remote_exec_ties_a_service_install_to_the_logon_only_with_evidence(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        # an admin reads a file server; 80 s later IT's agent roll-out installs a service there
+        logon(t(0, 9), "fs1", "ismail", "lt1", src_ip="10.0.0.21", logon_id="0x61"),
+        privileged(t(0, 9), "fs1", "ismail", "0x61"),
+        install(t(0, 9, 1, 20), "fs1", "Acme VPN Client Service",
+                "C:\\Program Files\\Acme\\VPN\\vpnsvc.exe"),
+        # PsExec with default auditing (no 4697, no share records): its service program lands
+        # in the ADMIN$ root
+        logon(t(0, 10), "srv2", "admin1", "ws-b", src_ip="10.0.0.11", logon_id="0x72"),
+        privileged(t(0, 10), "srv2", "admin1", "0x72"),
+        install(t(0, 10, 0, 3), "srv2", "PSEXESVC", "%SystemRoot%\\PSEXESVC.exe"),
+        # smbexec by an unprivileged-looking session (no 4672): the account opened the service
+        # control pipe from the same address just before the install
+        logon(t(0, 11), "srv3", "admin1", "ws-b", src_ip="10.0.0.11", logon_id="0x83"),
+        {"ts": t(0, 11, 0, 1), "host": "srv3", "event_code": 5145, "action": "share_access",
+         "user": "admin1", "src_ip": "10.0.0.11", "logon_id": "0x83",
+         "file_path": "\\\\*\\IPC$\\svcctl"},
+        install(t(0, 11, 0, 2), "srv3", "BTOBTO",
+                "%COMSPEC% /Q /c echo dir ^> \\\\127.0.0.1\\C$\\__output 2^>^&1 > run.bat"),
+    ]  # fmt: skip
+    write_events(tmp_path / "case", rows)
+    found = kinds(run(tmp_path / "case", "lateral"))
+    execs = {f.hosts[1]: f for f in found["lateral_remote_exec"]}
+    assert sorted(execs) == ["srv2", "srv3"]  # the roll-out on fs1 is not ismail's doing
+    psexec, smbexec = execs["srv2"], execs["srv3"]
+    assert psexec.users == ("admin1",) and "T1569.002" in psexec.techniques
+    assert orjson.loads(psexec.details)["links"] == [
+        "privileged service install of a program where remote tools drop it"
+    ]
+    assert "PSEXESVC" in psexec.explanation
+    assert orjson.loads(smbexec.details)["links"] == [
+        "service install after an admin share or the service control pipe was opened"
+    ]
+
+
 # -- credentials ---------------------------------------------------------------------------------
 def fail(ts: Any, host: str, user: str, ip: str) -> dict[str, Any]:
     return {"ts": ts, "host": host, "event_code": 4625, "action": "logon_failed",

@@ -6,8 +6,9 @@ Findings (kind):
   credential switch along the path reaches a host its causal user never reached, otherwise
   ranked under a daily alert budget. Hops crossing sites or countries, and paths starting from
   an outside address or an unpatched, stale, unmanaged or decommissioning asset, say so.
-- ``lateral_remote_exec``: a network logon followed within seconds by a service install or a
-  process started in that logon session (PsExec, smbexec, WMI, DCOM, WinRM).
+- ``lateral_remote_exec``: a network logon followed within seconds by a process started in
+  that logon session, or by a service install tied to it by evidence rather than time alone
+  (PsExec, smbexec, WMI, DCOM, WinRM).
 - ``lateral_admin_share``: C$/ADMIN$ opened from another host.
 - ``lateral_alt_credentials``: a NewCredentials logon (4624 type 9): runas /netonly or
   pass-the-hash tooling.
@@ -34,7 +35,7 @@ from breachtrace.detect.behaviour.common import (
     like_any,
     make_finding,
 )
-from breachtrace.detect.behaviour.logins import ensure_failures, ensure_presence
+from breachtrace.detect.behaviour.logins import ADMIN_SHARE, ensure_failures, ensure_presence
 from breachtrace.detect.behaviour.paths import Hop, Path, link_paths, paths_under_budget
 from breachtrace.detect.behaviour.registry import AnalyticResult, Run, register
 from breachtrace.engines.duckdb import sql_literal
@@ -124,10 +125,13 @@ def _limits(run: Run) -> list[str]:
 
 # -- remote execution ---------------------------------------------------------------------------
 def _remote_exec(run: Run) -> list[dict[str, Any]]:
-    """Logins followed within seconds by a service install or a process in the session."""
+    """Logins followed within seconds by a service install or a process in the session.
+
+    A 7045 names no logon session, so time alone would tie any install to any logon before
+    it: an install is linked only with evidence (see ``_install_link``)."""
     s = run.settings.lateral.remote_exec
     window = int(s.window_seconds)
-    parents = like_any("x.parent_process", s.remote_parents)
+    parents = like_any("parent_process", s.remote_parents)
     return run.rows(
         f"""
 WITH ex AS MATERIALIZED (
@@ -143,25 +147,78 @@ WITH ex AS MATERIALIZED (
     SELECT l.*, p.logon_id IS NOT NULL AS privileged FROM bt_logins l
     LEFT JOIN priv p ON p.host = l.dst AND p.logon_id = l.logon_id
     WHERE l.method IN ('network', 'admin_share', 'lanl', 'rdp')
-), linked AS (
+), pairs AS (
     SELECT l.src, l.dst, l.user, l.ts AS login_ts, l.event_uid AS login_uid, l.method, l.src_ip,
-           x.ts AS exec_ts, x.event_code, x.action, x.process, x.parent_process,
-           x.command_line, x.query AS service, x.file_path, x.event_uid AS exec_uid,
-           CASE WHEN x.action = 'service_install' THEN 'service install'
-                WHEN x.logon_id = l.logon_id THEN 'process in the logon session'
-                ELSE 'process under a remote-execution parent' END AS link
+           l.logon_id AS login_logon, l.privileged, x.ts AS exec_ts, x.event_code, x.action,
+           x.user AS exec_user, x.process, x.parent_process, x.command_line,
+           x.query AS service, x.file_path, x.event_uid AS exec_uid, x.logon_id AS exec_logon
     FROM lg l JOIN ex x
       ON x.host = l.dst AND x.ts >= l.ts - INTERVAL 5 SECOND
      AND x.ts <= l.ts + INTERVAL {window} SECOND
-    WHERE (x.action = 'service_install' AND l.method <> 'rdp'
-           AND (l.privileged OR x.logon_id = l.logon_id OR l.method = 'admin_share'))
-       OR (x.action = 'process_start' AND l.method <> 'rdp' AND x.logon_id IS NOT NULL
-           AND x.logon_id = l.logon_id AND x.logon_id NOT IN ('0x3e7', '0x3e4', '0x3e5'))
-       OR (x.action = 'process_start' AND x.user = l.user AND {parents})
+), {_install_link(run)}, processes AS (
+    SELECT *, CASE WHEN exec_logon = login_logon THEN 'process in the logon session'
+                   ELSE 'process under a remote-execution parent' END AS link
+    FROM pairs
+    WHERE action = 'process_start'
+      AND ((method <> 'rdp' AND exec_logon IS NOT NULL AND exec_logon = login_logon
+            AND exec_logon NOT IN ('0x3e7', '0x3e4', '0x3e5'))
+           OR (exec_user = user AND {parents}))
 )
-SELECT * FROM linked ORDER BY login_ts, exec_ts
+SELECT src, dst, user, login_ts, login_uid, method, src_ip, exec_ts, event_code, action, process,
+       parent_process, command_line, service, file_path, exec_uid, link
+FROM installs WHERE link IS NOT NULL
+UNION ALL
+SELECT src, dst, user, login_ts, login_uid, method, src_ip, exec_ts, event_code, action, process,
+       parent_process, command_line, service, file_path, exec_uid, link
+FROM processes
+ORDER BY login_ts, exec_ts
 """
     )
+
+
+def _install_link(run: Run) -> str:
+    """SQL CTEs ending in ``installs``: each service install within the window after a non-RDP
+    logon on its host, with ``link`` saying what ties the two (NULL: nothing but time).
+
+    Evidence, strongest first: the install record names the logon session (4697), or a 4697
+    of the same service does (for its 7045); the login is an admin share access, or the
+    account opened an admin share or the service control pipe from the same source around the
+    install; the logon was privileged and the service program sits where remote-execution
+    tools put it (``staged_images``), not where installers do."""
+    staged = " OR ".join(
+        f"regexp_matches(lower(coalesce(s.file_path, s.process)), {sql_literal(p)})"
+        for p in run.settings.lateral.remote_exec.staged_images
+    )
+    pipe = r"regexp_matches(file_path, '\\ipc\$\\svcctl$', 'i')"
+    return f"""svc AS MATERIALIZED (
+    SELECT * FROM pairs WHERE action = 'service_install' AND method <> 'rdp'
+), named AS (
+    SELECT DISTINCT s.login_uid, s.exec_uid FROM svc s JOIN ex n
+      ON n.host = s.dst AND n.action = 'service_install' AND n.logon_id = s.login_logon
+     AND lower(n.query) = lower(s.service)
+     AND n.ts >= s.exec_ts - INTERVAL 5 SECOND AND n.ts <= s.exec_ts + INTERVAL 5 SECOND
+), opens AS MATERIALIZED (
+    SELECT host, ts, user, logon_id, src_ip FROM events
+    WHERE action = 'share_access' AND host IS NOT NULL AND ({ADMIN_SHARE} OR {pipe})
+), opened AS (
+    SELECT DISTINCT s.login_uid, s.exec_uid FROM svc s JOIN opens o
+      ON o.host = s.dst AND o.user = s.user
+     AND (o.logon_id = s.login_logon OR o.src_ip = s.src_ip)
+     AND o.ts >= s.login_ts - INTERVAL 5 SECOND AND o.ts <= s.exec_ts + INTERVAL 5 SECOND
+), installs AS (
+    SELECT s.*,
+           CASE WHEN s.exec_logon = s.login_logon OR nm.exec_uid IS NOT NULL
+                    THEN 'service install naming the logon session'
+                WHEN s.method = 'admin_share' OR op.exec_uid IS NOT NULL
+                    THEN 'service install after an admin share or the service control pipe'
+                         || ' was opened'
+                WHEN s.privileged AND ({staged or "false"})
+                    THEN 'privileged service install of a program where remote tools drop it'
+           END AS link
+    FROM svc s
+    LEFT JOIN named nm ON nm.login_uid = s.login_uid AND nm.exec_uid = s.exec_uid
+    LEFT JOIN opened op ON op.login_uid = s.login_uid AND op.exec_uid = s.exec_uid
+)"""
 
 
 # -- candidate hops -----------------------------------------------------------------------------
