@@ -67,6 +67,19 @@ def to_spark(tree: exp.Expression, columns_of: ColumnsOf | None = None) -> str:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.DayOfWeekIso):
+        # ISO day (Monday 1 .. Sunday 7) from Spark's dayofweek (Sunday 1 .. Saturday 7);
+        # sqlglot's own mapping gives Sunday 2 .. Saturday 1
+        return exp.Paren(this=exp.Add(
+            this=exp.Mod(
+                this=exp.Paren(this=exp.Add(
+                    this=exp.func("dayofweek", node.this.copy()),
+                    expression=exp.Literal.number(5),
+                )),
+                expression=exp.Literal.number(7),
+            ),
+            expression=exp.Literal.number(1),
+        ))  # fmt: skip
     if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
         node.set("materialized", None)
         return node

@@ -370,7 +370,9 @@ WITH profile AS (
     WHERE (p.h - s.start + 24) % 24 < 8
     GROUP BY ALL
 ), best AS (
-    SELECT host, (9 - arg_max(start, busy) + 48) % 24 AS shift FROM windows GROUP BY host
+    -- equal windows: the earliest start (an arbitrary pick differs between engines and runs)
+    SELECT host, (9 - arg_max(start, busy * 24 + (23 - start)) + 48) % 24 AS shift
+    FROM windows GROUP BY host
 )
 SELECT host, CASE WHEN shift > 12 THEN shift - 24 ELSE shift END AS offset_hours FROM best;
 """
