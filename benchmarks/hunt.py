@@ -184,6 +184,7 @@ def baseline(
     from breachtrace.detect.sigma import scan
     from breachtrace.detect.sigma.logsources import load_logsources
     from breachtrace.detect.sigma.records import CompiledRule
+    from breachtrace.engines.duckdb import DuckDBEngine
 
     mapping = load_logsources()
     loaded = load_rules([rules_dir], cache_dir=cache)
@@ -197,7 +198,7 @@ def baseline(
     summary = hunt_module.HuntSummary(case.root)
     groups = hunt_module._group(rules, mapping, classes, summary)
     hunt_module._load_events(
-        con, sorted({c for g in groups for ids in g.classes.values() for c in ids})
+        DuckDBEngine(con), sorted({c for g in groups for ids in g.classes.values() for c in ids})
     )
     raws = [r[0] for r in con.execute("SELECT raw FROM hunt_events").fetchall()]
     take_raws = _sample(raws, sample)
