@@ -332,6 +332,11 @@ def test_credentials_impossible_travel_and_fanout(tmp_path: Path) -> None:
         rows.append(logon(t(d, 10), "srv2", "gina", "ws-g", src_ip="10.1.16.5"))
     for k in range(14):  # ... then fourteen in one day
         rows.append(logon(t(8, 1, k), f"host{k:02d}", "gina", "ws-g", src_ip="10.1.16.5"))
+    for d in range(8):  # ivan tends twelve servers, two or three a day ...
+        for k in (d * 2 % 12, (d * 2 + 1) % 12):
+            rows.append(logon(t(d, 11), f"app{k:02d}", "ivan", "ws-i", src_ip="10.1.16.7"))
+    for k in range(12):  # ... and sweeps all twelve one day: none new to him, no spread
+        rows.append(logon(t(8, 2, k), f"app{k:02d}", "ivan", "ws-i", src_ip="10.1.16.7"))
     # henry in Tokyo, then from Singapore forty minutes later
     rows.append(logon(t(3, 9), "srv1", "henry", None, src_ip="10.1.16.9"))
     rows.append(logon(t(3, 9, 40), "srv2", "henry", None, src_ip="10.5.16.9"))
@@ -344,6 +349,7 @@ def test_credentials_impossible_travel_and_fanout(tmp_path: Path) -> None:
     assert [f.users for f in travel] == [("henry",)] and "Singapore" in travel[0].title
     fan = found["credential_fanout"]
     assert [f.users for f in fan] == [("gina",)] and len(fan[0].hosts) == 14
+    assert "14 of them never before" in fan[0].explanation
 
 
 def test_beacon_long_connections(tmp_path: Path) -> None:

@@ -53,9 +53,7 @@ def run_credentials(run: Run) -> AnalyticResult:
     sprays = _spray_findings(run)
     result.findings.extend(sprays)
     result.findings.extend(_fanout_findings(run))
-    n = run.one(
-        "SELECT count(*), count(*) FILTER (WHERE judged) FROM bt_cred_scored"
-    )
+    n = run.one("SELECT count(*), count(*) FILTER (WHERE judged) FROM bt_cred_scored")
     result.stats.update({"logins": n[0] if n else 0, "logins_judged": n[1] if n else 0})
     return result
 
@@ -611,17 +609,23 @@ def _fanout_findings(run: Run) -> list[Finding]:
     s = run.settings.credentials
     rows = run.rows(
         f"""
-WITH daily AS (
-    SELECT user, CAST(ts AS DATE) AS day, count(DISTINCT dst) AS hosts,
-           list(DISTINCT dst) AS dsts, min(ts) AS first_ts, max(ts) AS last_ts,
-           list(event_uid ORDER BY ts)[1:100] AS uids
-    FROM bt_logins GROUP BY user, day
+WITH firsts AS (
+    -- the day each account first reached each host: a sweep of its usual hosts is no spread
+    SELECT user, dst, min(CAST(ts AS DATE)) AS first_day FROM bt_logins GROUP BY user, dst
+), daily AS (
+    SELECT l.user, CAST(l.ts AS DATE) AS day, count(DISTINCT l.dst) AS hosts,
+           count(DISTINCT l.dst) FILTER (WHERE f.first_day = CAST(l.ts AS DATE)) AS new_hosts,
+           list(DISTINCT l.dst) AS dsts, min(l.ts) AS first_ts, max(l.ts) AS last_ts,
+           list(l.event_uid ORDER BY l.ts)[1:100] AS uids
+    FROM bt_logins l JOIN firsts f ON f.user = l.user AND f.dst = l.dst
+    GROUP BY l.user, CAST(l.ts AS DATE)
 ), usual AS (
     SELECT user, median(hosts) AS median_hosts, count(*) AS days FROM daily GROUP BY user
 )
 SELECT d.*, u.median_hosts, u.days FROM daily d JOIN usual u USING (user)
 WHERE u.days >= {int(s.fanout_min_days)} AND d.hosts >= {int(s.fanout_min_hosts)}
   AND d.hosts >= {float(s.fanout_ratio)} * u.median_hosts
+  AND d.new_hosts >= {int(s.fanout_min_new_hosts)}
 ORDER BY d.first_ts
 """
     )
@@ -637,13 +641,19 @@ ORDER BY d.first_ts
             first_ts=r["first_ts"],
             last_ts=r["last_ts"],
             explanation=(
-                f"{r['user']} logged on to {r['hosts']} hosts on {r['day']}, against "
+                f"{r['user']} logged on to {r['hosts']} hosts on {r['day']} "
+                f"({r['new_hosts']} of them never before), against "
                 f"{r['median_hosts']:g} on its usual day ({r['days']} days seen)."
             ),
             hosts=r["dsts"],
             users=[r["user"]],
             evidence=r["uids"],
-            details={"hosts": r["hosts"], "median_hosts": r["median_hosts"], "days": r["days"]},
+            details={
+                "hosts": r["hosts"],
+                "new_hosts": r["new_hosts"],
+                "median_hosts": r["median_hosts"],
+                "days": r["days"],
+            },
         )
         for r in rows
     ]
