@@ -429,11 +429,18 @@ WITH spans AS (
     FROM runs GROUP BY host, channel, run_key
     HAVING count(*) >= {int(s.silent_min_hours)}
 )
--- a silence is a dip: the log is at its usual level in the hour before and the hour after
+-- a silence is a dip: the log is at its usual level in the hour before and the hour after;
+-- a silence rarely starts or ends on the hour, so a partly active boundary hour counts when
+-- the hour beyond it is at its usual level
 SELECT g.* FROM grouped g
 JOIN marked b ON b.host = g.host AND b.channel = g.channel AND b.hr = g.start - INTERVAL 1 HOUR
 JOIN marked a ON a.host = g.host AND a.channel = g.channel AND a.hr = g.stop
-WHERE b.normal AND a.normal
+LEFT JOIN marked b2 ON b2.host = g.host AND b2.channel = g.channel
+     AND b2.hr = g.start - INTERVAL 2 HOUR
+LEFT JOIN marked a2 ON a2.host = g.host AND a2.channel = g.channel
+     AND a2.hr = g.stop + INTERVAL 1 HOUR
+WHERE (b.normal OR (b.n > 0 AND coalesce(b2.normal, false)))
+  AND (a.normal OR (a.n > 0 AND coalesce(a2.normal, false)))
 ORDER BY g.start
 """
     )
