@@ -125,17 +125,14 @@ def _refine_times(ws: Workspace, hops: list[CandidateHop]) -> list[CandidateHop]
     """Exact times where a finding gives only a session or a window: the first logon a VPN
     session made on the host; the first flow behind a hop whose logon records are missing."""
     vpn = [h for h in hops if h.method == "vpn"]
-    first_logons = dict(zip(
-        (id(h) for h in vpn),
-        lookups.first_vpn_logons(
-            ws.con, [lookups.VpnLogonQuery(h.account, h.dst, h.src, h.time) for h in vpn]
-        ),
-        strict=True,
+    # answers in the order of ``vpn``, which is the order the loop below meets them
+    first_logons = iter(lookups.first_vpn_logons(
+        ws.con, [lookups.VpnLogonQuery(h.account, h.dst, h.src, h.time) for h in vpn]
     ))  # fmt: skip
     out = []
     for h in hops:
         if h.method == "vpn":
-            found = first_logons[id(h)]
+            found = next(first_logons)
             if found:
                 h = replace(h, time=found[0], evidence=(*h.evidence, found[1]))
         elif h.method.endswith("(logon records missing)"):

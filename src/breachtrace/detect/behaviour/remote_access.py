@@ -87,7 +87,8 @@ ORDER BY first_ts, kind, host
 def _finding(run: Run, r: dict[str, Any]) -> Finding:
     title, technique, sentence = KINDS[r["kind"]]
     s = run.settings.remote_access
-    what = "; ".join(sorted(w for w in r["what"] if w))[:300] or "(no detail recorded)"
+    seen = sorted(w for w in r["what"] if w)
+    what = "; ".join(seen)[:300] or "(no detail recorded)"
     unit = {"share_opened": "share event", "winrm_listener_session": "handle request"}
     n = plural(r["n"], unit.get(r["kind"], "command"))
     host = r["host"] or "an unknown host"
@@ -109,7 +110,7 @@ def _finding(run: Run, r: dict[str, Any]) -> Finding:
         users=[r["who"]],
         evidence=r["uids"],
         tags=["attack.lateral_movement", "attack.ta0008"],
-        details={"events": r["n"], "what": sorted(w for w in r["what"] if w)[:20]},
+        details={"events": r["n"], "what": seen[:20]},
     )
 
 
