@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
-from breachtrace.engines.spark_sql import transpile
+import duckdb
+
+from breachtrace.engines.spark_sql import bind_parameters, transpile
 
 
 def test_isodow_maps_sparks_sunday_first_days_to_iso_days() -> None:
@@ -16,3 +19,19 @@ def test_isodow_maps_sparks_sunday_first_days_to_iso_days() -> None:
     spark_days = {"sun": 1, "mon": 2, "tue": 3, "wed": 4, "thu": 5, "fri": 6, "sat": 7}
     iso = {day: (n + shift) % 7 + 1 for day, n in spark_days.items()}
     assert iso == {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
+
+
+def test_parameters_are_bound_as_literals_with_the_meaning_duckdb_gives_them() -> None:
+    # text order, never a ? inside a string or a comment; an aware time is read in UTC
+    sql = ("SELECT '?' AS q, list_contains(?, 'o''k') AS has, ? * 2 AS f, ? AS ts, ? AS n, "
+           "? AS b, len(?) AS empty -- ?\n")  # fmt: skip
+    tokyo = datetime(2020, 1, 2, 9, 0, 0, 500, tzinfo=timezone(timedelta(hours=9)))
+    params = [["x", "o'k"], 1.25, tokyo, None, True, []]
+    bound = bind_parameters(sql, params)
+    assert bound.count("'?'") == 1 and bound.endswith("-- ?\n")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    assert con.execute(bound).fetchall() == [
+        ("?", True, 2.5, datetime(2020, 1, 2, 0, 0, 0, 500), None, True, 0)
+    ]
+    assert "CAST('2020-01-02 00:00:00.000500' AS TIMESTAMP_NTZ)" in transpile(bound)

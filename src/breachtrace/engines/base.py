@@ -81,6 +81,16 @@ def one(engine: Engine, sql: str, params: Sequence[Any] | None = None) -> tuple[
     return found[0] if found else None
 
 
+def materialize(engine: Engine, name: str, table: pa.Table) -> None:
+    """A small Arrow table as the engine's own table ``name`` (copied in, not a view over
+    Python memory), for the stages' lookup tables: edges, inventories, queries."""
+    engine.register(f"{name}_arrow", table)
+    try:
+        engine.create_table(name, f"SELECT * FROM {name}_arrow")
+    finally:
+        engine.unregister(f"{name}_arrow")
+
+
 def query_errors() -> tuple[type[BaseException], ...]:
     """What an engine raises for a query it cannot run (a rule's SQL, say)."""
     import duckdb

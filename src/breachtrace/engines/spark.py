@@ -23,7 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from breachtrace.engines.duckdb import expand_macros
-from breachtrace.engines.spark_sql import WITH_KEY, to_spark
+from breachtrace.engines.spark_sql import WITH_KEY, bind_parameters, to_spark
 from breachtrace.schema import COLUMNS, FINDING_SCHEMA
 
 if TYPE_CHECKING:
@@ -134,13 +134,13 @@ class SparkEngine:
 
     # -- Engine ----------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        for statement in sqlglot.parse(expand_macros(sql), read="duckdb"):
+        for statement in sqlglot.parse(bind_parameters(expand_macros(sql), params), read="duckdb"):
             if statement is not None:
-                self._statement(statement, list(params) if params else None)
+                self._statement(statement)
 
     def table(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         began = time.perf_counter()
-        with self._query(_single(sql), list(params) if params else None) as frame:
+        with self._query(_single(sql, params)) as frame:
             result = _naive_timestamps(frame.toArrow())
         self._trace(f"query {' '.join(sql.split())[:80]}", began)
         return result
@@ -174,21 +174,21 @@ class SparkEngine:
             self._drop(name)
 
     # -- statements ------------------------------------------------------------------------
-    def _statement(self, statement: exp.Expression, params: list[Any] | None) -> None:
+    def _statement(self, statement: exp.Expression) -> None:
         if isinstance(statement, exp.Set | exp.Command) and not isinstance(statement, exp.Create):
             return  # DuckDB session settings (SET threads ...) mean nothing to Spark
         if isinstance(statement, exp.Create):
             self._create(statement)
         elif isinstance(statement, exp.Insert):
             target = statement.this.name if isinstance(statement.this, exp.Table) else ""
-            with self._query(statement.expression, params) as rows, self._lock:
+            with self._query(statement.expression) as rows, self._lock:
                 self._cache(target, self.spark.table(target).unionByName(rows))
         elif isinstance(statement, exp.Drop):
             tables = statement.args.get("tables") or [statement.this]
             for table in tables:
                 self._drop(table.name)
         else:
-            with self._query(statement, params) as frame:
+            with self._query(statement) as frame:
                 frame.collect()
 
     def _create(self, create: exp.Create) -> None:
@@ -210,8 +210,8 @@ class SparkEngine:
             raise ValueError(f"the Spark engine cannot run CREATE {kind}: {create.sql()[:200]}")
 
     @contextlib.contextmanager
-    def _query(self, query: exp.Expression, args: list[Any] | None = None) -> Iterator[DataFrame]:
-        """The DataFrame of a DuckDB query. Its ``WITH x AS MATERIALIZED`` CTEs are cached
+    def _query(self, query: exp.Expression) -> Iterator[DataFrame]:
+        """The DataFrame of a DuckDB query (parameters already bound). Its ``WITH x AS MATERIALIZED`` CTEs are cached
         first under unique names (Spark would otherwise recompute a CTE at every use), and
         dropped once the caller has consumed the frame."""
         query, ctes = _split_materialized(query)
@@ -220,15 +220,15 @@ class SparkEngine:
             for name, body in ctes:
                 self._cache(name, self._sql(to_spark(body)))
                 made.append(name)
-            yield self._sql(to_spark(query, self._columns_of), args=args)
+            yield self._sql(to_spark(query, self._columns_of))
         finally:
             for name in made:
                 self._drop(name)
 
-    def _sql(self, text: str, args: list[Any] | None = None) -> DataFrame:
+    def _sql(self, text: str) -> DataFrame:
         """``spark.sql``, with the transpiled SQL in the error when Spark rejects it."""
         try:
-            return self.spark.sql(text, args=args)
+            return self.spark.sql(text)
         except Exception as exc:
             if os.environ.get("BREACHTRACE_SPARK_DEBUG"):
                 print(text, file=sys.stderr)
@@ -316,8 +316,9 @@ def _renamed(body: exp.Expression, renamed: dict[str, str]) -> exp.Expression:
     return body
 
 
-def _single(sql: str) -> exp.Expression:
-    statements = [s for s in sqlglot.parse(expand_macros(sql), read="duckdb") if s is not None]
+def _single(sql: str, params: Sequence[Any] | None = None) -> exp.Expression:
+    text = bind_parameters(expand_macros(sql), params)
+    statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
     if len(statements) != 1:
         raise ValueError(f"expected one query, got {len(statements)}")
     return statements[0]

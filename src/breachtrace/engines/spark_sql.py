@@ -24,16 +24,23 @@ rewritten here on the parsed tree, keeping DuckDB's meaning:
 - ``LIKE``/``ILIKE`` patterns: backslashes doubled (Spark's LIKE escapes with them);
 - ``json_object(k, v, ...)``: ``to_json(named_struct(...))`` (Spark leaves null values out);
   ``json(text)`` inside it stays text (a JSON string rather than a nested object).
+
+Query parameters (``?``) are bound before parsing, as SQL literals (``bind_parameters``): a
+statement whose MATERIALIZED CTEs run as separate Spark queries cannot share positional
+arguments, and a literal timestamp means UTC whatever the driver's own time zone.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
+from sqlglot.tokens import TokenType
 
 _DUCKDB = Dialect.get_or_raise("duckdb")  # parses JSON paths ($."Key") as DuckDB does
 WITH_KEY = "with_" if "with_" in exp.Select.arg_types else "with"  # sqlglot renamed it
@@ -46,6 +53,47 @@ def transpile(sql: str) -> str:
 
 
 ColumnsOf = Callable[[exp.Expression], list[str]]
+
+
+def bind_parameters(sql: str, params: Sequence[Any] | None) -> str:
+    """DuckDB SQL with each ``?`` placeholder (in text order) replaced by its value as a
+    DuckDB literal: strings, numbers, booleans, None, dates, timestamps (aware ones in UTC)
+    and lists of those."""
+    if not params:
+        return sql
+    holes = [t for t in _DUCKDB.tokenize(sql) if t.token_type == TokenType.PLACEHOLDER]
+    if len(holes) != len(params):
+        raise ValueError(f"{len(holes)} placeholders for {len(params)} parameters")
+    out, pos = [], 0
+    for token, value in zip(holes, params, strict=True):
+        out += [sql[pos : token.start], _literal(value)]
+        pos = token.end + 1
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"CAST('{value!r}' AS DOUBLE)"  # a bare 1.5 is a DECIMAL to Spark
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "CAST([] AS VARCHAR[])"
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    raise TypeError(f"no SQL literal for a parameter of type {type(value).__name__}")
 
 
 def to_spark(tree: exp.Expression, columns_of: ColumnsOf | None = None) -> str:
