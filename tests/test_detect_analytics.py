@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from breachtrace.detect.behaviour import detect
 from breachtrace.schema import Finding
@@ -337,6 +338,11 @@ def test_credentials_impossible_travel_and_fanout(tmp_path: Path) -> None:
             rows.append(logon(t(d, 11), f"app{k:02d}", "ivan", "ws-i", src_ip="10.1.16.7"))
     for k in range(12):  # ... and sweeps all twelve one day: none new to him, no spread
         rows.append(logon(t(8, 2, k), f"app{k:02d}", "ivan", "ws-i", src_ip="10.1.16.7"))
+    # kim is bursty by trade: two servers most days, nine or ten on some; twelve new ones on
+    # day 8 is three times her median day but not improbable for her
+    for d, n in enumerate((2, 2, 9, 2, 10, 2, 2, 9, 12)):
+        for k in range(n):
+            rows.append(logon(t(d, 12, k), f"k{d}-{k:02d}", "kim", "ws-k", src_ip="10.1.16.8"))
     # henry in Tokyo, then from Singapore forty minutes later
     rows.append(logon(t(3, 9), "srv1", "henry", None, src_ip="10.1.16.9"))
     rows.append(logon(t(3, 9, 40), "srv2", "henry", None, src_ip="10.5.16.9"))
@@ -402,3 +408,15 @@ def test_remote_access_opened_shares_services_winrm_and_remote_dcom(tmp_path: Pa
     assert dcom.hosts == ("jump",) and "MMC20" in dcom.explanation
     assert dcom.techniques == ("T1021.003",)
     assert found["winrm_listener_session"][0].users == ("mallory",)
+
+
+def test_count_tail_matches_poisson_and_widens_for_bursty_series() -> None:
+    from math import exp, factorial
+
+    from breachtrace.detect.behaviour.tails import count_tail
+
+    poisson = 1 - sum(exp(-2.0) * 2.0**j / factorial(j) for j in range(10))
+    assert count_tail(10, 2.0, 2.0) == pytest.approx(poisson, rel=1e-9)
+    assert count_tail(10, 2.0, 1.0) == pytest.approx(poisson, rel=1e-9)  # under-dispersed
+    assert count_tail(10, 2.0, 8.0) > 100 * poisson  # same mean, four times the spread
+    assert count_tail(0, 3.0, 3.0) == 1.0

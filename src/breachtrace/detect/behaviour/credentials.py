@@ -32,6 +32,7 @@ from breachtrace.detect.behaviour.common import (
 )
 from breachtrace.detect.behaviour.logins import ensure_failures, ensure_logins
 from breachtrace.detect.behaviour.registry import AnalyticResult, Run, register
+from breachtrace.detect.behaviour.tails import count_tail
 from breachtrace.schema import Finding
 
 NAME = "credentials"
@@ -619,41 +620,66 @@ WITH firsts AS (
            list(l.event_uid ORDER BY l.ts)[1:100] AS uids
     FROM bt_logins l JOIN firsts f ON f.user = l.user AND f.dst = l.dst
     GROUP BY l.user, CAST(l.ts AS DATE)
-), usual AS (
-    SELECT user, median(hosts) AS median_hosts, count(*) AS days FROM daily GROUP BY user
+), judged AS (
+    -- each day against the account's earlier days only: a day is judged once the account
+    -- has history, as it would have been on the day
+    SELECT *, count(*) OVER earlier AS prior_days, avg(hosts) OVER earlier AS prior_mean,
+           var_pop(hosts) OVER earlier AS prior_var,
+           median(hosts) OVER (PARTITION BY user) AS median_hosts,
+           count(*) OVER (PARTITION BY user) AS days
+    FROM daily
+    WINDOW earlier AS (PARTITION BY user ORDER BY day
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+), tested AS MATERIALIZED (
+    SELECT * FROM judged WHERE prior_days >= {int(s.fanout_min_days)}
 )
-SELECT d.*, u.median_hosts, u.days FROM daily d JOIN usual u USING (user)
-WHERE u.days >= {int(s.fanout_min_days)} AND d.hosts >= {int(s.fanout_min_hosts)}
-  AND d.hosts >= {float(s.fanout_ratio)} * u.median_hosts
-  AND d.new_hosts >= {int(s.fanout_min_new_hosts)}
-ORDER BY d.first_ts
+SELECT t.*, (SELECT count(*) FROM tested) AS tests FROM tested t
+WHERE t.hosts >= {int(s.fanout_min_hosts)}
+  AND t.hosts >= {float(s.fanout_ratio)} * t.median_hosts
+  AND t.new_hosts >= {int(s.fanout_min_new_hosts)}
+ORDER BY t.first_ts
 """
     )
-    return [
-        make_finding(
-            run,
-            NAME,
-            "credential_fanout",
-            (r["user"], r["day"].isoformat()),
-            title=f"{r['user']} reached {r['hosts']} hosts on {r['day']}",
-            score=min(0.9, 0.4 + 0.1 * r["hosts"] / max(r["median_hosts"], 1)),
-            techniques=["T1078", "T1021"],
-            first_ts=r["first_ts"],
-            last_ts=r["last_ts"],
-            explanation=(
-                f"{r['user']} logged on to {r['hosts']} hosts on {r['day']} "
-                f"({r['new_hosts']} of them never before), against "
-                f"{r['median_hosts']:g} on its usual day ({r['days']} days seen)."
-            ),
-            hosts=r["dsts"],
-            users=[r["user"]],
-            evidence=r["uids"],
-            details={
-                "hosts": r["hosts"],
-                "new_hosts": r["new_hosts"],
-                "median_hosts": r["median_hosts"],
-                "days": r["days"],
-            },
+    out = []
+    for r in rows:
+        # Bonferroni over every account-day judged: with thousands of accounts a one-in-a-
+        # thousand busy day of an administrator is expected, an attacker's sweep is not
+        tail = count_tail(r["hosts"], r["prior_mean"], r["prior_var"] or 0.0)
+        adjusted = min(1.0, tail * r["tests"])
+        if adjusted > s.fanout_max_p:
+            continue
+        out.append(
+            make_finding(
+                run,
+                NAME,
+                "credential_fanout",
+                (r["user"], r["day"].isoformat()),
+                title=f"{r['user']} reached {r['hosts']} hosts on {r['day']}",
+                score=min(0.9, 0.4 + 0.1 * r["hosts"] / max(r["median_hosts"], 1)),
+                techniques=["T1078", "T1021"],
+                first_ts=r["first_ts"],
+                last_ts=r["last_ts"],
+                explanation=(
+                    f"{r['user']} logged on to {r['hosts']} hosts on {r['day']} "
+                    f"({r['new_hosts']} of them never before), against "
+                    f"{r['prior_mean']:.1f} a day on its {r['prior_days']} earlier days "
+                    f"(chance of so busy a day {tail:.1e}, over "
+                    f"{r['tests']:,} account-days judged)."
+                ),
+                hosts=r["dsts"],
+                users=[r["user"]],
+                evidence=r["uids"],
+                details={
+                    "hosts": r["hosts"],
+                    "new_hosts": r["new_hosts"],
+                    "median_hosts": r["median_hosts"],
+                    "prior_days": r["prior_days"],
+                    "prior_mean": round(r["prior_mean"], 3),
+                    "prior_var": round(r["prior_var"] or 0.0, 3),
+                    "tail_probability": tail,
+                    "account_days_judged": r["tests"],
+                    "days": r["days"],
+                },
+            )
         )
-        for r in rows
-    ]
+    return out
