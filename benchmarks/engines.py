@@ -5,7 +5,7 @@ in a fresh child process; its peak memory is the largest resident set of the chi
 children (Spark's JVM included), sampled every 0.2 s. Sizes are benchmarks/scale.py's:
 
     python benchmarks/engines.py                          # 1M
-    python benchmarks/engines.py --sizes 1M,10M,30M       # 30M is the closest to 50M there
+    python benchmarks/engines.py --sizes 1M,10M,50M
     python benchmarks/engines.py --sizes 1M --engines spark --spark-master local[2]
 
 hunt runs the rule set in tests/data/sigma/engines (a handful of rules and a correlation)
