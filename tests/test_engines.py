@@ -2,12 +2,15 @@
 
 One simulated case (the cached telecom-2020 case the detect tests use), every behavioural
 analytic and a Sigma hunt with a handful of rules written for it, run once per engine; the
-findings must have the same ids and counts, and scores within a tolerance. The SQL Spark runs
-is the DuckDB SQL transpiled (breachtrace.engines.spark_sql); nothing is re-implemented.
+findings must have the same ids and counts, and scores within a tolerance. Then trace and scope
+run on each engine over the same findings and must give the same incidents and the same
+exposed data. The SQL Spark runs is the DuckDB SQL transpiled (breachtrace.engines.spark_sql);
+nothing is re-implemented.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +24,8 @@ from breachtrace.case import Case
 from breachtrace.detect.behaviour import detect
 from breachtrace.detect.behaviour.registry import analytics
 from breachtrace.detect.sigma import hunt
+from breachtrace.scope import scope
+from breachtrace.trace import trace
 
 from detect_support import fresh_copy, simulated
 
@@ -52,7 +57,7 @@ def spark_session() -> Iterator[Any]:
 def runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spark_session: Any
 ) -> dict[str, dict[str, Any]]:
-    """Per engine: detect's findings per analytic and the hunt's findings table."""
+    """Per engine: detect's findings per analytic, the hunt's findings table and the case."""
     built = simulated(request, "telecom-2020", 60, 21, 1)
     sim = built / "sim"
     tmp = tmp_path_factory.mktemp("engines")
@@ -61,7 +66,7 @@ def runs(
         case_dir = fresh_copy(built / "case", tmp / engine)
         summary = detect(
             case_dir, assets=sim / "assets.csv", networks=sim / "networks.csv",
-            identities=sim / "identities.csv", write=False, engine=engine,
+            identities=sim / "identities.csv", write=engine == "duckdb", engine=engine,
         )  # fmt: skip
         hunted = hunt(Case.open(case_dir), [RULES], cache_dir=tmp / "cache", engine=engine)
         sigma = pq.read_table(Path(case_dir) / "findings" / "sigma.parquet").to_pylist()
@@ -69,7 +74,28 @@ def runs(
             "analytics": {a.name: a.items for a in summary.analytics},
             "hunt": hunted,
             "sigma": sigma,
+            "case": case_dir,
         }
+    return out
+
+
+@pytest.fixture(scope="session")
+def investigated(
+    request: pytest.FixtureRequest, runs: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per engine: trace's incidents.json and scope's document, both engines reading the
+    findings DuckDB's detect and hunt wrote (so only trace and scope can differ)."""
+    sim = simulated(request, "telecom-2020", 60, 21, 1) / "sim"
+    findings = Path(runs["duckdb"]["case"]) / "findings"
+    out: dict[str, dict[str, Any]] = {}
+    for engine in ENGINES:
+        case_dir = Path(runs[engine]["case"])
+        if engine != "duckdb":
+            shutil.copytree(findings, case_dir / "findings", dirs_exist_ok=True)
+        traced = trace(case_dir, engine=engine)
+        scoped = scope(case_dir, inventory=sim / "data_inventory.csv", engine=engine)
+        document = json.loads(traced.path.read_text())
+        out[engine] = {"incidents": document["incidents"], "trace": document, "scope": scoped}
     return out
 
 
@@ -102,3 +128,35 @@ def test_sigma_hunt_finds_the_same_on_both_engines(runs: dict[str, dict[str, Any
     for key, finding in d.items():
         assert finding["score"] == pytest.approx(s[key]["score"], abs=SCORE_TOLERANCE)
         assert finding["evidence"] == s[key]["evidence"] or finding["kind"] != "sigma"
+
+
+def test_trace_finds_the_same_incidents_on_both_engines(
+    investigated: dict[str, dict[str, Any]],
+) -> None:
+    duck, spark = investigated["duckdb"]["incidents"], investigated["spark"]["incidents"]
+    assert duck and duck[0]["routes"] and len(duck[0]["entry_points"]) >= 2  # a real incident
+    assert len(duck) == len(spark)
+    for d, s in zip(duck, spark, strict=True):
+        assert d["entry_points"] == s["entry_points"]  # hosts, sources, times, reasons
+        for dr, sr in zip(d["routes"], s["routes"], strict=True):
+            assert dr["hops"] == sr["hops"], dr["route_id"]  # hop by hop, evidence too
+        assert d["hosts"] == s["hosts"] and d["accounts"] == s["accounts"]
+        assert d == s  # and everything else: timeline, dwell, C2, gaps, containment
+    unattached = [i["trace"]["unattached_findings"] for i in investigated.values()]
+    assert unattached[0] == unattached[1]
+
+
+def test_scope_exposes_the_same_data_on_both_engines(
+    investigated: dict[str, dict[str, Any]],
+) -> None:
+    duck = investigated["duckdb"]["scope"].document
+    spark = investigated["spark"]["scope"].document
+    assert duck["union"] and all(r["owners"] for r in duck["routes"])  # owners were found
+    assert [(r["route_id"], r["owners"], r["files"]) for r in duck["routes"]] == [
+        (r["route_id"], r["owners"], r["files"]) for r in spark["routes"]
+    ]
+    assert duck["overlaps"] == spark["overlaps"] and duck["owners"] == spark["owners"]
+    assert duck["unowned_files"] == spark["unowned_files"]
+    assert {k: v for k, v in duck.items() if k not in ("run_id", "created")} == {
+        k: v for k, v in spark.items() if k not in ("run_id", "created")
+    }

@@ -102,8 +102,12 @@ def connect(
     threads: int | None = None,
     temp_directory: Path | None = None,
     read_only: bool = False,
+    metadata_cache: bool = False,
 ) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB connection with breachtrace's session settings and macros."""
+    """Open a DuckDB connection with breachtrace's session settings and macros.
+
+    ``metadata_cache`` keeps Parquet footers between queries: for stages that run many small
+    lookups over the same files (trace, scope), where reading them again was most of the cost."""
     con = duckdb.connect(str(database), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
     # the stages report their own progress; DuckDB's bar would interleave with it on stderr
@@ -114,6 +118,8 @@ def connect(
     if temp_directory is not None:
         con.execute(f"SET temp_directory = '{_sql_str(str(temp_directory))}'")
     con.execute("SET preserve_insertion_order = false")
+    if metadata_cache:
+        con.execute("SET parquet_metadata_cache = true")
     if not read_only:
         con.execute(MACROS)
     else:

@@ -4,6 +4,7 @@ kept in the case, the latest copied to CASE/scope/latest.json.
 
     from breachtrace.scope import scope
     result = scope(case_dir, inventory=Path("data_inventory.csv"))
+    result = scope(case_dir, engine="spark")   # the same SQL on Spark (local[*])
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from breachtrace.case import Case, CaseError
 from breachtrace.context import load_context
+from breachtrace.engines.base import Engine, open_engine, rows, tuples
 from breachtrace.scope import exposure, jurisdictions
-from breachtrace.scope.inventory import load_inventory
+from breachtrace.scope.inventory import load_inventory, register_inventory
 from breachtrace.scope.revisions import Diff, diff_runs, previous_run, write_run
 from breachtrace.trace import incidents_path
 from breachtrace.trace.lookups import host_addresses
@@ -41,12 +43,15 @@ def scope(
     inventory: Path | None = None,
     rules: Path | None = None,
     diff: bool = False,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> ScopeResult:
     """Scope the exposed data of every traced route (trace must have run) and keep the run.
 
     ``inventory``: the data inventory CSV (stored in the case; default: the stored copy);
     ``rules``: a jurisdictions YAML replacing data/jurisdictions.yaml; ``diff``: compare with
-    the previous run and explain each owner added or removed.
+    the previous run and explain each owner added or removed; ``engine``: run the SQL on
+    "duckdb" (default) or "spark" (``spark_master``, default local[*]), with the same result.
     """
     opened = case if isinstance(case, Case) else Case.open(case)
     traced = _read_incidents(opened)
@@ -55,24 +60,18 @@ def scope(
     context = load_context(opened, store=False)
     ips_of_host, _ = host_addresses(context)
     edges, addresses = _edges(routes)
-    con = opened.connect()
+    sql: Engine = open_engine(opened, engine, master=spark_master, metadata_cache=True)
     try:
-        if inv is not None:
-            inv.register(con)
-        else:
-            con.execute(
-                "CREATE TEMP TABLE sc_inventory (prefix VARCHAR, owner VARCHAR, "
-                "classification VARCHAR, individuals BIGINT)"
-            )
-        exposure.register_edges(con, edges, addresses, ips_of_host)
-        exposure.compute(con)
-        per_owner = _rows(con, exposure.PER_ROUTE_OWNER_SQL)
-        unowned = _rows(con, exposure.UNOWNED_SQL)
-        route_files = dict(con.execute(exposure.ROUTE_FILES_SQL).fetchall())
-        owner_files = dict(con.execute(exposure.OWNER_FILES_SQL).fetchall())
-        inputs = {e.input_id: e.path for e in opened.manifest()}
+        register_inventory(sql, inv)
+        exposure.register_edges(sql, edges, addresses, ips_of_host)
+        exposure.compute(sql)
+        per_owner = rows(sql, exposure.PER_ROUTE_OWNER_SQL)
+        unowned = rows(sql, exposure.UNOWNED_SQL)
+        route_files = dict(tuples(sql, exposure.ROUTE_FILES_SQL))
+        owner_files = dict(tuples(sql, exposure.OWNER_FILES_SQL))
     finally:
-        con.close()
+        sql.close()
+    inputs = {e.input_id: e.path for e in opened.manifest()}
     detection = min(
         (t for i in traced["incidents"] if (t := parse_time(i["dwell"].get("detection")))),
         default=None,
@@ -135,12 +134,6 @@ def _blind_spots(traced: dict[str, Any], routes: list[dict[str, Any]]) -> list[d
                     }
                 )
     return out
-
-
-def _rows(con: Any, sql: str) -> list[dict[str, Any]]:
-    cursor = con.execute(sql)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
 def _document(

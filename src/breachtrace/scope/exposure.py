@@ -8,6 +8,9 @@ logon sessions (host evidence), plus files the network saw move (Zeek smb_files/
 route's client address to a route's host while the route was active (network evidence), unless
 the server's own records of that connection name an account outside the route: the network
 fills the holes host logs leave (deleted, never collected), it does not overrule them.
+
+The SQL is DuckDB's dialect in the subset the Spark engine transpiles (``array_length`` rather
+than ``len`` of a list, ordered lists before slicing), so ``scope --engine spark`` runs it too.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import duckdb
 import pyarrow as pa
+
+from breachtrace.engines.base import Engine, materialize
 
 # Share-level records (\\*\share, no file below it) are connections, not reads.
 _SHARE_ONLY = r"regexp_full_match(file_path, '\\\\[^\\]+\\[^\\]+\\?')"
@@ -33,14 +37,15 @@ class RouteEdge:
 
 
 def register_edges(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     edges: list[RouteEdge],
     route_addresses: dict[str, list[str]],
     ips_of_host: dict[str, list[str]],
 ) -> None:
-    """Temp tables sc_edges and sc_route_addresses, sc_host_ips for the session queries."""
-    con.register(
-        "sc_edges_arrow",
+    """Tables sc_edges, sc_route_addr and sc_host_ips for the session queries."""
+    materialize(
+        engine,
+        "sc_edges",
         pa.table(
             {
                 "route_id": pa.array([e.route_id for e in edges], pa.string()),
@@ -52,23 +57,19 @@ def register_edges(
             }
         ),
     )
-    pairs = [(r, a) for r, addrs in route_addresses.items() for a in addrs]
-    con.register(
-        "sc_route_addr_arrow",
-        pa.table({"route_id": [p[0] for p in pairs], "address": [p[1] for p in pairs]}),
-    )
-    host_ips = [(h, ip) for h, ips in ips_of_host.items() for ip in ips]
-    con.register(
-        "sc_host_ips_arrow",
-        pa.table({"host": [p[0] for p in host_ips], "ip": [p[1] for p in host_ips]}),
-    )
-    for name in ("sc_edges", "sc_route_addr", "sc_host_ips"):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
-        con.unregister(f"{name}_arrow")
+    for name, columns, lists in (
+        ("sc_route_addr", ("route_id", "address"), route_addresses),
+        ("sc_host_ips", ("host", "ip"), ips_of_host),
+    ):
+        pairs = [(key, value) for key, values in lists.items() for value in values]
+        # typed: an empty table must still say its columns are text (Spark builds it from that)
+        materialize(engine, name, pa.table({
+            column: pa.array([p[i] for p in pairs], pa.string())
+            for i, column in enumerate(columns)
+        }))  # fmt: skip
 
 
 SESSIONS_SQL = """
-CREATE OR REPLACE TEMP TABLE sc_sessions AS
 WITH vpn AS (
     SELECT a.route_id, v.user, v.src_host AS device, v.dst_ip AS assigned, v.ts AS start,
            lead(v.ts) OVER (PARTITION BY v.dst_ip ORDER BY v.ts) AS next_ts, v.action,
@@ -100,7 +101,6 @@ JOIN vpn_sessions v ON v.route_id = e.route_id AND v.user = e.account AND v.devi
 """
 
 READS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE sc_reads AS
 WITH host_reads AS (
     SELECT s.route_id, r.host, r.ts, r.event_uid, 'host' AS evidence,
            -- the read, the logon and the VPN session behind it: the inputs that expose it
@@ -126,11 +126,14 @@ WITH host_reads AS (
     SELECT DISTINCT route_id, account FROM sc_edges WHERE account <> ''
 ), server_records AS (
     -- the server's own records of a connection (logon, share access: both name the client's
-    -- address and port) and the account they name
-    SELECT host, src_ip, src_port, user, ts FROM events
-    WHERE action IN ('logon', 'share_access') AND source_format IS DISTINCT FROM 'zeek'
-      AND host IN (SELECT host FROM servers) AND src_ip IS NOT NULL AND src_port IS NOT NULL
-      AND user IS NOT NULL
+    -- address and port) naming an account outside the route, per route of that server
+    SELECT s.route_id, w.host, w.src_ip, w.src_port, w.ts
+    FROM (SELECT DISTINCT route_id, host FROM servers) s
+    JOIN events w ON w.host = s.host
+    LEFT JOIN route_accounts a ON a.route_id = s.route_id AND a.account = w.user
+    WHERE w.action IN ('logon', 'share_access') AND w.source_format IS DISTINCT FROM 'zeek'
+      AND w.src_ip IS NOT NULL AND w.src_port IS NOT NULL AND w.user IS NOT NULL
+      AND a.account IS NULL
 ), net_reads AS (
     SELECT c.route_id, s.host, n.ts, n.event_uid, 'network' AS evidence, [n.input_id] AS inputs,
            n.src_ip || '>' || s.host AS session,
@@ -144,10 +147,9 @@ WITH host_reads AS (
       -- route's workstation), the host evidence decides: the network only fills the holes
       AND NOT EXISTS (
           SELECT 1 FROM server_records w
-          WHERE w.host = s.host AND w.src_ip = n.src_ip AND w.src_port = n.src_port
-            AND w.ts BETWEEN n.ts - INTERVAL 1 DAY AND n.ts + INTERVAL 1 DAY
-            AND w.user NOT IN (SELECT account FROM route_accounts a
-                               WHERE a.route_id = c.route_id))
+          WHERE w.route_id = c.route_id AND w.host = s.host AND w.src_ip = n.src_ip
+            AND w.src_port = n.src_port
+            AND w.ts BETWEEN n.ts - INTERVAL 1 DAY AND n.ts + INTERVAL 1 DAY)
 )
 SELECT * FROM host_reads UNION ALL SELECT * FROM net_reads
 """
@@ -155,12 +157,11 @@ SELECT * FROM host_reads UNION ALL SELECT * FROM net_reads
 # Every folder prefix of each read path, joined on equality with the inventory (a prefix join
 # would be a nested loop); the longest matching prefix names the owner.
 OWNED_SQL = """
-CREATE OR REPLACE TEMP TABLE sc_owned AS
 WITH paths AS (
     SELECT DISTINCT path, string_split(lower(path), '\\') AS parts
     FROM sc_reads
 ), cuts AS (
-    SELECT path, parts, unnest(range(1, len(parts))) AS i FROM paths
+    SELECT path, parts, unnest(range(1, array_length(parts))) AS i FROM paths
 ), prefixes AS (
     SELECT path, array_to_string(parts[1:i], '\\') || '\\' AS prefix FROM cuts
 ), matched AS (
@@ -183,7 +184,7 @@ SELECT route_id, owner, count(DISTINCT host || '|' || file_key) AS files,
        min(ts) AS first_access, max(ts) AS last_access,
        arg_max(classification, individuals) AS classification, max(individuals) AS individuals,
        bool_or(evidence = 'host') AS host_evidence,
-       list(DISTINCT session)[1:5] AS sessions,
+       list(DISTINCT session ORDER BY session)[1:5] AS sessions,
        list_distinct(flatten(list(inputs))) AS inputs,
        list(DISTINCT path ORDER BY path)[1:5] AS sample_files
 FROM sc_owned WHERE owner IS NOT NULL GROUP BY route_id, owner ORDER BY route_id, owner
@@ -204,7 +205,8 @@ WHERE owner IS NOT NULL GROUP BY owner
 """
 
 
-def compute(con: duckdb.DuckDBPyConnection) -> None:
+def compute(engine: Engine) -> None:
     """Build sc_sessions, sc_reads and sc_owned (inventory and edges registered first)."""
-    for sql in (SESSIONS_SQL, READS_SQL, OWNED_SQL):
-        con.execute(sql)
+    for name, sql in (("sc_sessions", SESSIONS_SQL), ("sc_reads", READS_SQL),
+                      ("sc_owned", OWNED_SQL)):  # fmt: skip
+        engine.create_table(name, sql)

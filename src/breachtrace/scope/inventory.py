@@ -16,11 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from breachtrace.case import Case
 from breachtrace.context import ContextError, context_dir
+from breachtrace.engines.base import Engine, materialize
 
 COLUMNS = ("path_prefix", "owner", "classification", "individuals")
 
@@ -34,19 +34,31 @@ class Inventory:
     source: str
     sha256: str
 
-    def register(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the temp table sc_inventory(prefix, owner, classification, individuals)."""
-        table = pa.table(
+    def table(self) -> pa.Table:
+        """The inventory as rows (prefix, owner, classification, individuals)."""
+        return pa.table(
             {
                 "prefix": pa.array([normal_prefix(p) for p in self.prefixes], pa.string()),
                 "owner": pa.array(self.owners, pa.string()),
                 "classification": pa.array(self.classifications, pa.string()),
                 "individuals": pa.array(self.individuals, pa.int64()),
-            }
+            },
+            schema=TABLE_SCHEMA,
         )
-        con.register("sc_inventory_arrow", table)
-        con.execute("CREATE OR REPLACE TEMP TABLE sc_inventory AS SELECT * FROM sc_inventory_arrow")
-        con.unregister("sc_inventory_arrow")
+
+
+TABLE_SCHEMA = pa.schema(
+    [("prefix", pa.string()), ("owner", pa.string()), ("classification", pa.string()),
+     ("individuals", pa.int64())]
+)  # fmt: skip
+
+
+def register_inventory(engine: Engine, inventory: Inventory | None) -> None:
+    """The table sc_inventory(prefix, owner, classification, individuals), empty without an
+    inventory (files read are then listed without owners)."""
+    materialize(
+        engine, "sc_inventory", inventory.table() if inventory else TABLE_SCHEMA.empty_table()
+    )
 
 
 def normal_prefix(prefix: str) -> str:

@@ -3,6 +3,7 @@
     from breachtrace.trace import trace
     result = trace(case_dir)                      # every incident
     result = trace(case_dir, lead="host:jp-fs01")  # forward and backward from a lead
+    result = trace(case_dir, engine="spark")        # the same SQL on Spark (local[*])
 
 Writes CASE/trace/incidents.json (shape: docs/investigation.md) and returns a TraceResult.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from breachtrace.case import Case
 from breachtrace.context import load_context
+from breachtrace.engines.base import one, open_engine
 from breachtrace.trace import lookups
 from breachtrace.trace.evidence import (
     CandidateHop,
@@ -53,25 +55,29 @@ def trace(
     *,
     lead: str | Lead | None = None,
     detection: datetime | None = None,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> TraceResult:
     """Correlate the case's findings into incidents and write CASE/trace/incidents.json.
 
     ``lead`` (``host:NAME``, ``user:NAME``, ``ip:ADDR``, ``finding:ID``) traces forward and
     backward from that one thing instead of from every high finding; ``detection`` is when the
     breach was detected (default: the last event in the case, when the logs were collected).
+    ``engine`` runs the event queries on "duckdb" (default) or "spark" (``spark_master``,
+    default local[*]); the incidents are the same.
     """
     began = time.perf_counter()
     opened = case if isinstance(case, Case) else Case.open(case)
     chosen = parse_lead(lead) if isinstance(lead, str) else lead
     context = load_context(opened, store=False)
-    findings = load_findings(opened)
-    con = opened.connect()
+    sql = open_engine(opened, engine, master=spark_master, metadata_cache=True)
     try:
+        findings = load_findings(sql)
         if detection is None:
-            row = con.execute("SELECT max(ts) FROM events").fetchone()
+            row = one(sql, "SELECT max(ts) FROM events")
             detection = row[0] if row else None
         ips_of_host, host_of_ip = lookups.host_addresses(context)
-        ws = Workspace(con, context, findings, host_of_ip, ips_of_host, detection)
+        ws = Workspace(sql, context, findings, host_of_ip, ips_of_host, detection)
         candidates = _candidates(ws)
         if chosen is not None:
             seeds = seeds_from_lead(chosen, findings, candidates, host_of_ip)
@@ -81,7 +87,7 @@ def trace(
         groups = group_routes(routes_from(accepted))
         incidents = [build_incident(ws, g) for g in groups]
     finally:
-        con.close()
+        sql.close()
     if chosen is not None:
         incidents = [i for i in incidents if _answers(chosen, i)]
     explained = {fid for i in incidents for fid in i.finding_ids}
@@ -114,7 +120,7 @@ def _candidates(ws: Workspace) -> list[CandidateHop]:
         if h.method == "vpn":
             key = (h.account, h.src)
             if key not in own:
-                own[key] = lookups.own_vpn_addresses(ws.con, h.account, [h.src])
+                own[key] = lookups.own_vpn_addresses(ws.engine, h.account, [h.src])
             if h.vpn_source in own[key]:
                 continue
         kept.append(h)
@@ -127,7 +133,7 @@ def _refine_times(ws: Workspace, hops: list[CandidateHop]) -> list[CandidateHop]
     vpn = [h for h in hops if h.method == "vpn"]
     # answers in the order of ``vpn``, which is the order the loop below meets them
     first_logons = iter(lookups.first_vpn_logons(
-        ws.con, [lookups.VpnLogonQuery(h.account, h.dst, h.src, h.time) for h in vpn]
+        ws.engine, [lookups.VpnLogonQuery(h.account, h.dst, h.src, h.time) for h in vpn]
     ))  # fmt: skip
     out = []
     for h in hops:
@@ -140,7 +146,7 @@ def _refine_times(ws: Workspace, hops: list[CandidateHop]) -> list[CandidateHop]
             src_ips = [ip for ip, host in ws.host_of_ip.items() if host == h.src] or [h.src]
             if gap is not None:
                 when = lookups.first_connection(
-                    ws.con, src_ips, ws.ips_of_host.get(h.dst, []), gap.first_ts, gap.last_ts
+                    ws.engine, src_ips, ws.ips_of_host.get(h.dst, []), gap.first_ts, gap.last_ts
                 )
                 if when:
                     h = replace(h, time=when)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from breachtrace.case import Case
+from breachtrace.engines.base import Engine, tuples
 from breachtrace.schema import SEVERITIES
 from breachtrace.trace.records import parse_time
 
@@ -72,19 +72,16 @@ class CandidateHop:
     vpn_source: str | None = None  # the outside address of a VPN session
 
 
-def load_findings(case: Case) -> list[FindingView]:
-    """Every finding of the case except the never-seen-edge baseline, oldest first."""
-    con = case.connect()
-    try:
-        cursor = con.execute(
-            "SELECT finding_id, source, kind, title, severity, score, first_ts, last_ts, hosts, "
-            "users, addresses, files, evidence, explanation, details FROM findings "
-            "WHERE NOT list_contains(?, kind) AND first_ts IS NOT NULL ORDER BY first_ts",
-            [list(IGNORED_KINDS)],
-        )
-        rows = cursor.fetchall()
-    finally:
-        con.close()
+def load_findings(engine: Engine) -> list[FindingView]:
+    """Every finding of the case except the never-seen-edge baseline, oldest first (ties by
+    id, so that every engine lists them in the same order)."""
+    rows = tuples(
+        engine,
+        "SELECT finding_id, source, kind, title, severity, score, first_ts, last_ts, hosts, "
+        "users, addresses, files, evidence, explanation, details FROM findings "
+        "WHERE NOT list_contains(?, kind) AND first_ts IS NOT NULL ORDER BY first_ts, finding_id",
+        [list(IGNORED_KINDS)],
+    )
     out = []
     for r in rows:
         details = orjson.loads(r[14]) if r[14] else {}

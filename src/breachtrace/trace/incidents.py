@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import duckdb
 import networkx as nx
 
 from breachtrace.context import Context
+from breachtrace.engines.base import Engine
 from breachtrace.schema import SEVERITIES
 from breachtrace.trace import lookups
 from breachtrace.trace.evidence import GAP_KINDS, PATH_KINDS, FindingView
@@ -49,9 +49,9 @@ BEFORE_IMPLANT = timedelta(minutes=30)  # the first commands on an entry before 
 
 @dataclass
 class Workspace:
-    """What building incidents reads: findings, context, a connection, address maps."""
+    """What building incidents reads: findings, context, the engine, address maps."""
 
-    con: duckdb.DuckDBPyConnection
+    engine: Engine
     context: Context
     findings: list[FindingView]
     host_of_ip: dict[str, str]
@@ -196,7 +196,7 @@ def _entry_point(ws: Workspace, route: RouteHops, devices: set[str]) -> EntryFac
         b = beacons[0]
         reasons.append(f"{node} beacons to {', '.join(b.addresses[:2])} from {iso(b.first_ts)}")
         ids.append(b.finding_id)
-        implant = lookups.implant_start(ws.con, node, list(b.evidence), b.first_ts)
+        implant = lookups.implant_start(ws.engine, node, list(b.evidence), b.first_ts)
         if implant:
             when = min(when, implant[0])
             parent = f", started by {implant[2]}" if implant[2] else ""
@@ -205,9 +205,9 @@ def _entry_point(ws: Workspace, route: RouteHops, devices: set[str]) -> EntryFac
             )
     # the intruder's connection comes just before the first programs run on the host, which
     # may be minutes before the implant starts (other outside clients may come in between)
-    started = lookups.programs_started(ws.con, node, when - BEFORE_IMPLANT, when)
+    started = lookups.programs_started(ws.engine, node, when - BEFORE_IMPLANT, when)
     anchor = started[0][1] if started else when
-    contacts = lookups.outside_contacts(ws.con, ws.ips_of_host.get(node, []), anchor, ws.context)
+    contacts = lookups.outside_contacts(ws.engine, ws.ips_of_host.get(node, []), anchor, ws.context)
     source = implant[2].rsplit("\\", 1)[-1] if implant and implant[2] else node
     first_contact = None
     if contacts:
@@ -225,7 +225,7 @@ def _entry_point(ws: Workspace, route: RouteHops, devices: set[str]) -> EntryFac
     if not inbound:
         reasons.append(f"no login into {node} from another compromised host came first")
     accounts = lookups.accounts_acting(
-        ws.con, node, when - timedelta(minutes=1), when + ENTRY_WINDOW
+        ws.engine, node, when - timedelta(minutes=1), when + ENTRY_WINDOW
     )
     if accounts:
         reasons.append(f"{', '.join(accounts)} ran the first programs on {node} right after entry")
