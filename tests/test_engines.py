@@ -160,3 +160,25 @@ def test_scope_exposes_the_same_data_on_both_engines(
     assert {k: v for k, v in duck.items() if k not in ("run_id", "created")} == {
         k: v for k, v in spark.items() if k not in ("run_id", "created")
     }
+
+
+def test_trace_and_scope_commands_take_the_spark_engine(
+    runs: dict[str, dict[str, Any]], investigated: dict[str, dict[str, Any]]
+) -> None:
+    """``--engine spark`` on the commands (the test session's SparkSession is reused)."""
+    from typer.testing import CliRunner
+
+    from breachtrace.cli import app
+
+    case_dir = Path(runs["spark"]["case"])
+    runner = CliRunner()
+    spark = ["--case", str(case_dir), "--engine", "spark", "--spark-master", "local[2]"]
+    traced = runner.invoke(app, ["trace", *spark])
+    assert traced.exit_code == 0, traced.output
+    document = json.loads((case_dir / "trace" / "incidents.json").read_text())
+    assert document["incidents"] == investigated["duckdb"]["incidents"]
+    scoped = runner.invoke(app, ["scope", *spark, "--diff"])
+    assert scoped.exit_code == 0, scoped.output
+    assert "changes since" in scoped.output and scoped.output.rstrip().endswith(": 0")
+    for command in ("investigate", "trace", "scope"):
+        assert "--spark-master" in runner.invoke(app, [command, "--help"]).output

@@ -1,5 +1,5 @@
 """The ``--engine`` and ``--spark-master`` options shared by the commands that run SQL over
-events (hunt, detect)."""
+events (hunt, detect, trace, scope, investigate)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from breachtrace.case import Case, CaseError
+from breachtrace.cli_engine import DEFAULT_MASTER, EngineName, EngineOpt, SparkMasterOpt
 from breachtrace.cli_output import printable
 from breachtrace.context import ContextError
 
@@ -41,14 +42,19 @@ def _fail(err: Console, exc: BaseException) -> None:
     raise typer.Exit(2) from None
 
 
-def trace_command(case: CaseOpt, lead: FromOpt = None) -> None:
+def trace_command(
+    case: CaseOpt,
+    lead: FromOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    spark_master: SparkMasterOpt = DEFAULT_MASTER,
+) -> None:
     """Correlate findings with the login graph into incidents: entry points, routes hop by hop,
     compromised hosts and accounts, timeline, dwell time, C2, log gaps, containment."""
     from breachtrace.trace import LeadError, trace
 
     err, out = Console(stderr=True, soft_wrap=True), Console(soft_wrap=True)
     try:
-        result = trace(Case.open(case), lead=lead)
+        result = trace(Case.open(case), lead=lead, engine=engine.value, spark_master=spark_master)
     except (CaseError, LeadError, ContextError) as exc:
         _fail(err, exc)
         return
@@ -64,6 +70,8 @@ def scope_command(
     diff: Annotated[
         bool, typer.Option("--diff", help="Explain owners added or removed since the last run.")
     ] = False,
+    engine: EngineOpt = EngineName.duckdb,
+    spark_master: SparkMasterOpt = DEFAULT_MASTER,
 ) -> None:
     """Per route, the files read in its sessions mapped to owners; overlaps, union, people,
     notification thresholds; the notification list is kept in the case."""
@@ -71,7 +79,10 @@ def scope_command(
 
     err, out = Console(stderr=True, soft_wrap=True), Console(soft_wrap=True)
     try:
-        result = scope(Case.open(case), inventory=inventory, rules=jurisdictions, diff=diff)
+        result = scope(
+            Case.open(case), inventory=inventory, rules=jurisdictions, diff=diff,
+            engine=engine.value, spark_master=spark_master,
+        )  # fmt: skip
     except (CaseError, ContextError, ValueError) as exc:
         _fail(err, exc)
         return
@@ -88,8 +99,11 @@ def investigate_command(
     report: Annotated[
         Path | None, typer.Option("--report", help="Report folder (default: CASE/report).")
     ] = None,
+    engine: EngineOpt = EngineName.duckdb,
+    spark_master: SparkMasterOpt = DEFAULT_MASTER,
 ) -> None:
-    """Run detect, trace, scope and the report (and hunt when Sigma rules are configured)."""
+    """Run detect, trace, scope and the report (and hunt when Sigma rules are configured);
+    ``--engine spark`` runs every stage's SQL on Spark."""
     from breachtrace.pipeline import Investigation, investigate
 
     err, out = Console(stderr=True, soft_wrap=True), Console(soft_wrap=True)
@@ -97,7 +111,7 @@ def investigate_command(
         result: Investigation = investigate(
             Case.open(case), inventory=inventory, assets=assets, networks=networks,
             identities=identities, lead=lead, report_dir=report,
-            say=lambda m: err.print(Text(m)),
+            say=lambda m: err.print(Text(m)), engine=engine.value, spark_master=spark_master,
         )  # fmt: skip
     except (CaseError, ContextError, ValueError) as exc:
         _fail(err, exc)

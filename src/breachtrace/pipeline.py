@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from breachtrace.case import Case
 from breachtrace.detect.behaviour import DetectSummary, detect
@@ -99,15 +99,19 @@ def investigate(
     lead: str | None = None,
     report_dir: Path | None = None,
     say: Callable[[str], None] = lambda _: None,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> Investigation:
     """hunt (when Sigma rules are configured), detect, trace, scope and report over one case.
 
-    The report goes to ``report_dir`` (default: the case's ``report`` folder)."""
+    The report goes to ``report_dir`` (default: the case's ``report`` folder). ``engine``
+    ("duckdb" or "spark", with ``spark_master``) runs every stage's SQL."""
     from breachtrace.report import write_report
     from breachtrace.scope import scope
     from breachtrace.trace import trace
 
     result = Investigation()
+    on: dict[str, Any] = {"engine": engine, "spark_master": spark_master}  # every stage's engine
 
     def timed(stage: str, run: Callable[[], object]) -> object:
         mark = time.perf_counter()
@@ -121,14 +125,14 @@ def investigate(
         result.skipped["hunt"] = "no Sigma rules configured (set BREACHTRACE_SIGMA_RULES)"
     else:
         say(f"hunting with the Sigma rules in {', '.join(map(str, rule_paths))}")
-        result.hunt = timed("hunt", lambda: hunt(case, rule_paths))  # type: ignore[assignment]
+        result.hunt = timed("hunt", lambda: hunt(case, rule_paths, **on))  # type: ignore[assignment]
     say("running the behavioural analytics")
     result.detect = timed("detect", lambda: detect(  # type: ignore[assignment]
-        case, assets=assets, networks=networks, identities=identities))  # fmt: skip
+        case, assets=assets, networks=networks, identities=identities, **on))  # fmt: skip
     say("tracing incidents" + (f" from {lead}" if lead else ""))
-    result.trace = timed("trace", lambda: trace(case, lead=lead))  # type: ignore[assignment]
+    result.trace = timed("trace", lambda: trace(case, lead=lead, **on))  # type: ignore[assignment]
     say("scoping the exposed data per route")
-    result.scope = timed("scope", lambda: scope(case, inventory=inventory, diff=True))  # type: ignore[assignment]
+    result.scope = timed("scope", lambda: scope(case, inventory=inventory, diff=True, **on))  # type: ignore[assignment]
     target = Path(report_dir) if report_dir is not None else case.root / "report"
     say(f"writing the report to {target}")
     result.report = timed("report", lambda: write_report(case.root, target))  # type: ignore[assignment]
