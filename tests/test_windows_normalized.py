@@ -1,0 +1,74 @@
+"""Windows events normalize to exactly the recorded output (a guard for ingest speed work).
+
+The fixtures in tests/data/windows_json hold Winlogbeat/ECS, NXLog and flat JSON lines with the
+awkward cases (ECS fall-back fields, UserData, '-' and '(null)' values, ::ffff: addresses,
+DOMAIN\\user and user@domain, offsets in timestamps, nested values) and bad lines of every kind;
+the EVTX fixtures go through the same generated SQL. ``windows_normalized.jsonl`` is their
+normalized rows and rejects as recorded before the SQL was reshaped for speed; any change to
+the output is a failure. After an intended change of the mapping, re-record it with
+``python tests/test_windows_normalized.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from breachtrace.case import Case
+from conftest import DATA, ingest_and_query, rows
+
+INPUTS = [
+    DATA / "windows_json" / "winlogbeat-edge.json",
+    DATA / "windows_json" / "nxlog-edge.json",
+    DATA / "windows_json" / "flat-edge.json",
+    *sorted((DATA / "evtx").glob("*.evtx")),
+]
+EXPECTED = DATA / "windows_normalized.jsonl"
+
+
+def normalized(case_dir: Path) -> list[dict[str, Any]]:
+    """Every event and reject of the fixtures, keyed by file name and record, as JSON values
+    (NULL columns left out)."""
+    _, con = ingest_and_query(case_dir, *INPUTS)
+    names = {e.input_id: Path(e.path).name for e in Case.open(case_dir).manifest()}
+    out: list[dict[str, Any]] = []
+    for r in rows(con, "SELECT * EXCLUDE (month) FROM events"):
+        assert r.pop("event_uid") == f"{r['input_id']}:{r['input_record']}"
+        r["file"] = names[r.pop("input_id")]
+        r["raw_sha256"] = hashlib.sha256(r.pop("raw").encode()).hexdigest()
+        r["ts"] = r["ts"].isoformat()
+        out.append({"kind": "event", **{k: v for k, v in r.items() if v is not None}})
+    for r in rows(con, "SELECT input_id, input_record, reason, excerpt FROM rejects"):
+        r["file"] = names[r.pop("input_id")]
+        out.append({"kind": "reject", **r})
+    return sorted(out, key=lambda r: (r["file"], r["input_record"], r["kind"]))
+
+
+def test_windows_events_normalize_as_recorded(tmp_path: Path) -> None:
+    got = normalized(tmp_path / "case")
+    expected = [json.loads(line) for line in EXPECTED.read_text().splitlines()]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert g == e, f"{e['file']} record {e['input_record']} differs"
+
+
+def test_json_raw_is_the_line_verbatim(tmp_path: Path) -> None:
+    _, con = ingest_and_query(tmp_path / "case", *INPUTS[:3])
+    names = {e.input_id: Path(e.path).name for e in Case.open(tmp_path / "case").manifest()}
+    for r in rows(
+        con, "SELECT input_id, input_record, raw FROM events WHERE source_format <> 'evtx'"
+    ):
+        lines = (DATA / "windows_json" / names[r["input_id"]]).read_bytes().split(b"\n")
+        assert r["raw"].encode() == lines[r["input_record"] - 1].rstrip(b"\r")
+
+
+if __name__ == "__main__":  # re-record the expected output
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        records = normalized(Path(tmp) / "case")
+    EXPECTED.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    print(f"{len(records)} rows -> {EXPECTED}", file=sys.stderr)
