@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from breachtrace.case import Case
+
 from conftest import DATA, ingest_and_query, rows
 
 INPUTS = [
