@@ -15,11 +15,13 @@ context files, and score the findings against truth.json:
     python benchmarks/accuracy.py                          # 100 and 1,000 hosts, seeds 1-2
     python benchmarks/accuracy.py --hosts 100 --seeds 1 --days 21
     python benchmarks/accuracy.py --with-10k               # also 10,000 hosts (long)
+    python benchmarks/accuracy.py --workdir DIR --keep     # then --rescore: detect again only
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -37,13 +39,21 @@ ANALYTICS = ("lateral", "lateral_baseline", "credentials", "bulk", "beacon", "ta
 RECALLS = ("hops", "hops_any", "entries", "accounts", "hosts", "beacons", "gaps", "sprays")
 
 
-def run_one(work: Path, scenario: str, hosts: int, days: int, seed: int) -> dict[str, Any]:
+def run_one(
+    work: Path, scenario: str, hosts: int, days: int, seed: int, *, rescore: bool = False
+) -> dict[str, Any]:
+    """Simulate, ingest, detect and score one case; ``rescore`` reuses a kept case (detect
+    and score only)."""
     sim_dir, case_dir = work / "sim", work / "case"
     began = time.perf_counter()
-    sim = simulate(sim_dir, scenario, hosts=hosts, days=days, seed=seed)
-    if scenario != "quiet":
-        inject_sprays(sim_dir, seed=seed)
-    ingest(case_dir, [sim_dir / "logs"])
+    if rescore:
+        truth = json.loads((sim_dir / "truth.json").read_text())
+        events = sum(truth["events"]["by_format"].values())
+    else:
+        events = simulate(sim_dir, scenario, hosts=hosts, days=days, seed=seed).events
+        if scenario != "quiet":
+            inject_sprays(sim_dir, seed=seed)
+        ingest(case_dir, [sim_dir / "logs"])
     prepared = time.perf_counter() - began
     mark = time.perf_counter()
     summary = detect(
@@ -58,7 +68,7 @@ def run_one(work: Path, scenario: str, hosts: int, days: int, seed: int) -> dict
         "scenario": scenario,
         "hosts": hosts,
         "seed": seed,
-        "events": sim.events,
+        "events": events,
         "prepare_s": prepared,
         "detect_s": detect_s,
         "eval": result,
@@ -136,7 +146,12 @@ def main() -> None:
     parser.add_argument("--scenarios", default="telecom-2020,maker-2016,quiet")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep simulations and cases")
+    parser.add_argument(
+        "--rescore", action="store_true", help="detect and score again the cases kept in --workdir"
+    )
     args = parser.parse_args()
+    if args.rescore and args.workdir is None:
+        parser.error("--rescore needs --workdir (where an earlier --keep run left its cases)")
     sizes = [int(h) for h in args.hosts.split(",") if h.strip()]
     if args.with_10k and 10_000 not in sizes:
         sizes.append(10_000)
@@ -149,10 +164,15 @@ def main() -> None:
         for scenario in scenarios:
             for seed in seeds:
                 work = workdir / f"{scenario}-{hosts}-{seed}"
-                if work.exists():
+                if args.rescore and not (work / "case").exists():
+                    print(
+                        f"{scenario} {hosts} seed {seed}: no kept case in {work}", file=sys.stderr
+                    )
+                    continue
+                if work.exists() and not args.rescore:
                     shutil.rmtree(work)
                 try:
-                    row = run_one(work, scenario, hosts, args.days, seed)
+                    row = run_one(work, scenario, hosts, args.days, seed, rescore=args.rescore)
                 except Exception as exc:  # a failed run is reported, the others go on
                     print(f"{scenario} {hosts} seed {seed} failed: {exc!r}", file=sys.stderr)
                     continue
@@ -162,7 +182,7 @@ def main() -> None:
                     f"prepare {row['prepare_s']:.0f} s, detect {row['detect_s']:.1f} s",
                     flush=True,
                 )
-                if not args.keep:
+                if not args.keep and not args.rescore:
                     shutil.rmtree(work, ignore_errors=True)
     print_rows(rows)
 
