@@ -85,6 +85,31 @@ def test_attacker_strings_are_neutralised(app: typer.Typer, hunted: Path) -> Non
     assert details["fields"]["CommandLine"].startswith('=HYPERLINK("http://x") \x1b[2J')
 
 
+def test_tags_match_whatever_the_case_and_separator(app: typer.Typer, tmp_path: Path) -> None:
+    """SigmaHQ spells tactics attack.lateral-movement, older rules attack.lateral_movement."""
+    case = fresh_case(tmp_path / "case")
+    cmd = {"sel": {"Image|endswith": "\\cmd.exe"}, "condition": "sel"}
+    write_rules(tmp_path / "rules", {
+        "tag_hyphen": rule_yaml("tag_hyphen", PROCESS, cmd, tags=["attack.lateral-movement"]),
+        "tag_underscore": rule_yaml("tag_underscore", PROCESS, cmd,
+                                    tags=["attack.lateral_movement", "attack.t1021.002"]),
+        "tag_other": rule_yaml("tag_other", PROCESS, cmd, tags=["attack.execution"]),
+    })  # fmt: skip
+    env = {"BREACHTRACE_CACHE_DIR": str(tmp_path / "cache")}
+    both = {rule_id("tag_hyphen"), rule_id("tag_underscore")}
+    for wanted, expected in (
+        ("attack.lateral_movement", both),
+        ("attack.lateral-movement", both),
+        ("ATTACK.Lateral-Movement", both),
+        ("attack.T1021", {rule_id("tag_underscore")}),
+    ):
+        hunt = ["hunt", "-c", str(case.root), "-r", str(tmp_path / "rules"), "--tags", wanted]
+        result = CliRunner().invoke(app, hunt, env=env)
+        assert result.exit_code == 0, result.output
+        rows = _run(app, "findings", "-c", str(case.root), "-o", "jsonl").splitlines()
+        assert {json.loads(r)["rule_id"] for r in rows} == expected, wanted
+
+
 def test_bad_arguments_fail_cleanly(app: typer.Typer, hunted: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["findings", "-c", str(hunted), "--severity", "severe"])
     assert result.exit_code == 2 and "unknown severity" in result.output

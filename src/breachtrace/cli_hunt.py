@@ -58,7 +58,10 @@ def hunt(
         list[str] | None,
         typer.Option(
             "--tags",
-            help="Only rules with one of these tags, e.g. attack.t1021,attack.lateral_movement.",
+            help=(
+                "Only rules with one of these tags or their sub-tags, e.g. "
+                "attack.t1021,attack.lateral-movement (case, _ and - do not matter)."
+            ),
         ),
     ] = None,
     engine: EngineOpt = EngineName.duckdb,

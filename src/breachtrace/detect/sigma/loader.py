@@ -323,7 +323,14 @@ class RuleFilter:
         if self.statuses and meta.status not in {s.lower() for s in self.statuses}:
             return False
         if self.tags:
-            wanted = [t.lower() for t in self.tags]
-            if not any(tag == w or tag.startswith(w + ".") for tag in meta.tags for w in wanted):
+            wanted = [tag_key(t) for t in self.tags]
+            have = [tag_key(t) for t in meta.tags]
+            if not any(tag == w or tag.startswith(w + ".") for tag in have for w in wanted):
                 return False
         return True
+
+
+def tag_key(tag: str) -> str:
+    """A tag as compared: case-insensitive, ``_`` and ``-`` alike (SigmaHQ writes tactics
+    ``attack.lateral-movement``, older rules and behavioural findings ``lateral_movement``)."""
+    return tag.lower().replace("_", "-")
