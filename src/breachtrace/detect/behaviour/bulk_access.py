@@ -3,9 +3,10 @@
 A session is an account's logon session on one host (the logon id that 4663 and 5145 share),
 or, without a logon id, the account's reads on that host that day. Per session SQL counts the
 distinct files read (4663/4656 object access, 5145 share access with a file name, Zeek
-smb_files and files), the folders read for the first time by the account, and the median gap
-between reads, and compares the count with the account's own earlier sessions and with the
-peers' sessions on that host.
+smb_files and files), the folders read for the first time by the account, and the mean gap
+between reads (in the view that saw the most files), and compares the count with the account's
+own earlier sessions and with the peers' sessions on that host. The four named sub-scores are
+weighted (bulk.weights) into one score reported from bulk.min_score.
 
 Findings: ``bulk_read`` with counts, paths, folders, time range and the named sub-scores.
 """
