@@ -621,10 +621,13 @@ WITH firsts AS (
     FROM bt_logins l JOIN firsts f ON f.user = l.user AND f.dst = l.dst
     GROUP BY l.user, CAST(l.ts AS DATE)
 ), judged AS (
-    -- each day against the account's earlier days only: a day is judged once the account
-    -- has history, as it would have been on the day
+    -- the tail test: each day against the account's earlier days only (count, mean and
+    -- variance over the earlier frame), judged once the account has history, as it would
+    -- have been on the day
     SELECT *, count(*) OVER earlier AS prior_days, avg(hosts) OVER earlier AS prior_mean,
            var_pop(hosts) OVER earlier AS prior_var,
+           -- the fanout_ratio test: the median over ALL the account's days, this day and later
+           -- ones included (a median over the ROWS frame does not run on Spark)
            median(hosts) OVER (PARTITION BY user) AS median_hosts,
            count(*) OVER (PARTITION BY user) AS days
     FROM daily
