@@ -72,9 +72,16 @@ def _limits(run: Run) -> list[str]:
     )
     located, vpn, vpn_unknown = row if row else (0, 0, 0)
     if not located:
+        # countries come from the network inventory only (an asset's country is its home,
+        # and laptops travel)
+        why = (
+            "no network inventory range with a country holds a login source"
+            if any(n.country for n in run.context.networks)
+            else "no network inventory (--networks) with countries"
+        )
         out.append(
-            "credentials: no login could be placed in a country (no network inventory with "
-            "countries, no asset countries): new-country and impossible-travel not judged"
+            f"credentials: no login could be placed in a country ({why}): new-country and "
+            "impossible-travel not judged"
         )
     if vpn and vpn_unknown == vpn:
         out.append(
