@@ -70,8 +70,23 @@ def test_bad_user_files_are_refused_naming_file_and_key(
     with pytest.raises(ConfigError) as err:
         load_config(user)
     assert message in str(err.value)
-    if "sum to 1" not in message:
-        assert str(user) in str(err.value)
+    assert str(user) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bulk:\n  weights: {own: 0.5}\n", "bulk.weights must sum to 1 (they sum to 1.2500"),
+        ("credentials:\n  weights: {failures: 1.5}\n", "credentials.weights.failures must be"),
+        ("lateral:\n  path:\n    weights: {novelty: 0.9}\n", "lateral.path.weights must sum"),
+    ],
+)
+def test_bad_weights_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    user = tmp_path / "weights.yaml"
+    user.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(user)
+    assert str(err.value).startswith(f"{user}: ") and message in str(err.value)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -66,6 +66,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _default_path() -> str:
+    return str(resources.files("breachtrace.data").joinpath("detect.yaml"))
+
+
 @cache
 def _default_text() -> str:
     return resources.files("breachtrace.data").joinpath("detect.yaml").read_text(encoding="utf-8")
@@ -81,6 +85,7 @@ def default_config() -> dict[str, Any]:
 def load_config(path: str | Path | None = None) -> Settings:
     """The defaults from ``data/detect.yaml``, with ``path`` (a user YAML file) merged over them."""
     merged = default_config()
+    user: Any = {}
     if path is not None:
         user_path = Path(path)
         try:
@@ -94,7 +99,7 @@ def load_config(path: str | Path | None = None) -> Settings:
         if not isinstance(user, dict):
             raise ConfigError(f"{user_path}: the top level must be a mapping of sections")
         merged = _merge(merged, user, str(user_path), "")
-    _check_weights(merged, "")
+    _check_weights(merged, "", user, str(path), _default_path())
     return Settings(merged)
 
 
@@ -140,19 +145,28 @@ def _checked(default: Any, value: Any, source: str, name: str) -> Any:
     return value
 
 
-def _check_weights(node: Any, prefix: str) -> None:
-    """Every mapping named ``weights`` holds numbers in [0, 1] summing to 1."""
+def _check_weights(node: Any, prefix: str, user: Any, user_file: str, default_file: str) -> None:
+    """Every mapping named ``weights`` holds numbers in [0, 1] summing to 1. ``user`` is the
+    user file's part at this level: a bad set is blamed on it when it sets any of the weights
+    (merged over the defaults, one changed weight breaks the sum), else on the packaged file."""
     if not isinstance(node, dict):
         return
+    user = user if isinstance(user, Mapping) else {}
     for key, value in node.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if key == "weights" and isinstance(value, dict):
+            source = user_file if isinstance(user.get(key), Mapping) else default_file
             total = 0.0
             for part, weight in value.items():
                 if not isinstance(weight, int | float) or not 0 <= weight <= 1:
-                    raise ConfigError(f"{name}.{part} must be a number in [0, 1], got {weight!r}")
+                    raise ConfigError(
+                        f"{source}: {name}.{part} must be a number in [0, 1], got {weight!r}"
+                    )
                 total += float(weight)
             if not math.isclose(total, 1.0, abs_tol=1e-6):
-                raise ConfigError(f"{name} must sum to 1 (they sum to {total:.4f})")
+                parts = ", ".join(f"{part} {float(w):g}" for part, w in value.items())
+                raise ConfigError(
+                    f"{source}: {name} must sum to 1 (they sum to {total:.4f}: {parts})"
+                )
         else:
-            _check_weights(value, name)
+            _check_weights(value, name, user.get(key), user_file, default_file)
