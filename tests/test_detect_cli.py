@@ -57,3 +57,12 @@ def test_detect_command_refuses_bad_input_clearly(tmp_path: Path) -> None:
     assert bad_cfg.exit_code == 2 and "unknown setting 'tamper.min_densty'" in bad_cfg.output
     no_case = runner.invoke(_app(), ["detect", "--case", str(tmp_path / "nothing")])
     assert no_case.exit_code == 2 and "not a breachtrace case" in no_case.output
+
+
+def test_only_help_lists_every_registered_analytic() -> None:
+    from breachtrace.detect.behaviour.registry import analytics
+
+    result = CliRunner().invoke(_app(), ["detect", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "remote_access" in analytics()
+    assert f"({', '.join(analytics())})" in result.output

@@ -20,9 +20,10 @@ from breachtrace.cli_output import BarProgress, printable, write_rows
 from breachtrace.context import ContextError
 from breachtrace.detect.behaviour import AnalyticSummary, DetectSummary, detect
 from breachtrace.detect.behaviour.config import ConfigError
-from breachtrace.detect.behaviour.registry import Analytic
+from breachtrace.detect.behaviour.registry import Analytic, analytics
 
-ANALYTIC_NAMES = "lateral, credentials, bulk, beacon, tamper"
+# from the registry, so a new analytic is listed in --only's help without editing this
+ANALYTIC_NAMES = ", ".join(analytics())
 
 
 class DetectProgressBar(BarProgress):
@@ -76,7 +77,8 @@ def detect_command(
     spark_master: SparkMasterOpt = DEFAULT_MASTER,
 ) -> None:
     """Run behavioural analytics (lateral movement, credential misuse, bulk reads, beaconing,
-    log tampering) and write their findings into the case beside the Sigma findings."""
+    log tampering, remote access opened) and write their findings into the case beside the
+    Sigma findings."""
     err = Console(stderr=True, soft_wrap=True)
     out = Console(soft_wrap=True)
     names = [n.strip() for n in only.split(",")] if only else None
