@@ -1,4 +1,5 @@
-"""DuckDB versus Spark (local mode): wall time and peak memory of detect and hunt, by size.
+"""DuckDB versus Spark (local mode): wall time and peak memory of detect, hunt, trace and
+scope, by size.
 
 Each size is simulated and ingested once (kept under --workdir), then each (engine, stage) runs
 in a fresh child process; its peak memory is the largest resident set of the child and its
@@ -9,7 +10,9 @@ children (Spark's JVM included), sampled every 0.2 s. Sizes are benchmarks/scale
     python benchmarks/engines.py --sizes 1M --engines spark --spark-master local[2]
 
 hunt runs the rule set in tests/data/sigma/engines (a handful of rules and a correlation)
-unless --rules says otherwise. The machine the figures come from is printed with them: on a
+unless --rules says otherwise. trace and scope need the case's findings: a DuckDB detect writes
+them once per size (untimed, in its own child) before the first trace; the "findings" column
+is then the number of incidents (trace) and of exposed owners (scope). The machine the figures come from is printed with them: on a
 shared 2-core box, other people's work shows up in the times.
 """
 
@@ -31,7 +34,7 @@ from scale import SIZES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RULES = ROOT / "tests" / "data" / "sigma" / "engines"
-STAGES = ("detect", "hunt")
+STAGES = ("detect", "hunt", "trace", "scope")
 
 
 def build(out: Path, hosts: int, days: int, seed: int) -> int:
@@ -58,16 +61,30 @@ def stage(out: Path, stage_name: str, engine: str, master: str, rules: Path) -> 
     from breachtrace.case import Case
     from breachtrace.detect.behaviour import detect
     from breachtrace.detect.sigma import hunt
+    from breachtrace.scope import scope
+    from breachtrace.trace import trace
 
+    case_dir = out / "case"
     began = time.perf_counter()
-    if stage_name == "detect":
+    if stage_name == "findings":  # preparation for trace and scope, not a measured stage
+        detect(case_dir, assets=out / "assets.csv", networks=out / "networks.csv",
+               identities=out / "identities.csv")  # fmt: skip
+        (out / ".findings").write_text("ok\n")
+        findings = 0
+    elif stage_name == "detect":
         summary = detect(
-            out / "case", assets=out / "assets.csv", networks=out / "networks.csv",
+            case_dir, assets=out / "assets.csv", networks=out / "networks.csv",
             identities=out / "identities.csv", write=False, engine=engine, spark_master=master,
         )  # fmt: skip
         findings = summary.findings
+    elif stage_name == "trace":
+        findings = len(trace(case_dir, engine=engine, spark_master=master).incidents)
+    elif stage_name == "scope":
+        done = scope(case_dir, inventory=out / "data_inventory.csv", engine=engine,
+                     spark_master=master)  # fmt: skip
+        findings = len(done.document["union"])
     else:
-        hunted = hunt(Case.open(out / "case"), [rules], engine=engine, spark_master=master)
+        hunted = hunt(Case.open(case_dir), [rules], engine=engine, spark_master=master)
         findings = hunted.findings
     print(json.dumps({"seconds": time.perf_counter() - began, "findings": findings}))
 
@@ -131,6 +148,11 @@ def main() -> None:
             continue
         events = int(built["events"])  # type: ignore[call-overload]
         for stage_name in args.stages.split(","):
+            if stage_name in ("trace", "scope") and not (out / ".findings").exists():
+                prepared, _ = run_child(["--stage", str(out), "findings", "duckdb"])
+                if "error" in prepared:
+                    print(f"{name:>5} findings for trace/scope failed: {prepared['error']}")
+                    continue
             for engine in args.engines.split(","):
                 result, peak = run_child(
                     ["--stage", str(out), stage_name, engine, "--spark-master", args.spark_master,
