@@ -371,6 +371,24 @@ def test_beacon_long_connections(tmp_path: Path) -> None:
     assert "4.5 hours" in long[0].explanation
 
 
+def test_beacon_domain_allowlist_applies_to_long_connections(tmp_path: Path) -> None:
+    rows = []
+    for dst, name in (("203.0.113.50", "sync.vendor.example"), ("203.0.113.60", "c2.evil.example")):
+        rows += [conn(t(0, h), "10.1.1.9", dst, 443, 2000) | {"duration": 5400.0} for h in (1, 3)]
+        raw = orjson.dumps({"query": name, "answers": [dst]}).decode()
+        rows.append({"ts": t(0, 0, 59), "source_format": "zeek", "channel": "dns",
+                     "action": "dns_query", "src_ip": "10.1.1.9", "query": name, "raw": raw})  # fmt: skip
+    write_events(tmp_path / "case", rows)
+    every = kinds(run(tmp_path / "case", "beacon"))["beacon_long_connection"]
+    assert sorted(f.addresses[0] for f in every) == ["203.0.113.50", "203.0.113.60"]
+    assert "(sync.vendor.example)" in every[0].explanation + every[1].explanation
+    config = tmp_path / "allow.yaml"
+    config.write_text("beacon:\n  allowlist:\n    domains: ['*.vendor.example']\n")
+    kept = kinds(run(tmp_path / "case", "beacon", config))["beacon_long_connection"]
+    assert [f.addresses[0] for f in kept] == ["203.0.113.60"]
+    assert orjson.loads(kept[0].details)["destination_names"] == ["c2.evil.example"]
+
+
 # -- remote access opened ---------------------------------------------------------------------------
 def test_remote_access_opened_shares_services_winrm_and_remote_dcom(tmp_path: Path) -> None:
     ps = {"channel": "Microsoft-Windows-PowerShell/Operational", "event_code": 4104,

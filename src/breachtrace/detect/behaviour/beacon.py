@@ -328,7 +328,9 @@ WITH sources AS (SELECT count(DISTINCT src) AS total FROM bt_conn),
 prevalence AS (SELECT dst, count(DISTINCT src) AS sources FROM bt_conn GROUP BY dst)
 SELECT c.src, c.dst, c.port, count(*) AS n, max(c.duration) AS longest, sum(c.duration) AS total_s,
        min(c.ts) AS first_ts, max(c.ts + to_seconds(coalesce(c.duration, 0))) AS last_ts,
-       list(c.event_uid ORDER BY c.duration DESC)[1:50] AS uids
+       list(c.event_uid ORDER BY c.duration DESC)[1:50] AS uids,
+       -- the view of the first evidence (the longest connection), for _names
+       arg_max(c.view, c.duration) AS view
 FROM bt_conn c JOIN prevalence p USING (dst), sources t
 WHERE c.duration IS NOT NULL
   AND NOT (p.sources > {int(s.prevalence_min_sources)} AND p.sources > {float(s.max_prevalence)} * t.total)
@@ -337,10 +339,15 @@ HAVING max(c.duration) >= {long_s} OR sum(c.duration) >= {float(s.long_total_hou
 ORDER BY first_ts
 """
     )
+    rows = [r for r in rows if not _allowed_address(str(r["dst"]), s)]
+    # the destination's names as for beacons (DNS answers, Sysmon), for the domain allowlist
+    names = _names(run, rows)
     out = []
     for r in rows:
-        if _allowed_address(str(r["dst"]), s):
+        dst_names = names.get(str(r["dst"]), [])
+        if _allowed_name(dst_names, list(s.allowlist.domains)):
             continue
+        label = f"{r['dst']}" + (f" ({dst_names[0]})" if dst_names else "")
         out.append(
             make_finding(
                 run,
@@ -353,14 +360,19 @@ ORDER BY first_ts
                 first_ts=r["first_ts"],
                 last_ts=r["last_ts"],
                 explanation=(
-                    f"{r['src']} held connections to {r['dst']} port {r['port']} for "
+                    f"{r['src']} held connections to {label} port {r['port']} for "
                     f"{(r['total_s'] or 0) / 3600:.1f} hours in all ({r['n']} connections, the "
                     f"longest {(r['longest'] or 0) / 3600:.1f} h) from {fmt_ts(r['first_ts'])}."
                 ),
                 hosts=[r["src"]] if not _is_ip(str(r["src"])) else [],
                 addresses=[r["dst"], *([r["src"]] if _is_ip(str(r["src"])) else [])],
                 evidence=r["uids"],
-                details={"connections": r["n"], "longest_s": r["longest"], "total_s": r["total_s"]},
+                details={
+                    "destination_names": dst_names,
+                    "connections": r["n"],
+                    "longest_s": r["longest"],
+                    "total_s": r["total_s"],
+                },
             )
         )
     return out
