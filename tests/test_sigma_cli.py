@@ -85,6 +85,19 @@ def test_attacker_strings_are_neutralised(app: typer.Typer, hunted: Path) -> Non
     assert details["fields"]["CommandLine"].startswith('=HYPERLINK("http://x") \x1b[2J')
 
 
+def test_findings_csv_writes_lists_as_json_arrays(app: typer.Typer, hunted: Path) -> None:
+    args = ("findings", "-c", str(hunted), "--rule", rule_id("cli_cmd"))
+    text = _run(app, *args, "-o", "csv")
+    assert '"[""T1059.003""]"' in text  # a JSON array, not the Python repr ['T1059.003']
+    rows = list(csv.DictReader(io.StringIO(text)))
+    expected = [json.loads(x) for x in _run(app, *args, "-o", "jsonl").splitlines()]
+    lists = ("techniques", "tags", "hosts", "users", "addresses", "files", "evidence")
+    assert rows and len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        assert {c: json.loads(row[c]) for c in lists} == {c: want[c] for c in lists}
+    assert json.loads(rows[0]["files"])[0].endswith("\\cmd.exe")
+
+
 def test_tags_match_whatever_the_case_and_separator(app: typer.Typer, tmp_path: Path) -> None:
     """SigmaHQ spells tactics attack.lateral-movement, older rules attack.lateral_movement."""
     case = fresh_case(tmp_path / "case")

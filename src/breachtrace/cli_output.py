@@ -41,6 +41,14 @@ def safe_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def csv_cell(value: Any) -> str:
+    """A CSV cell for ``--output csv``: lists (techniques, hosts, evidence) as JSON arrays,
+    readable by any tool, rather than Python reprs; then neutralised like any cell."""
+    if isinstance(value, list | tuple | dict):
+        value = orjson.dumps(value, default=str).decode()
+    return safe_cell(value)
+
+
 def printable(value: Any) -> str:
     """Text for a terminal: control characters (escape sequences) shown escaped."""
     text = "" if value is None else _plain(value)
@@ -64,7 +72,7 @@ def write_rows(
     elif fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(names)
-        writer.writerows([safe_cell(v) for v in row] for row in rows)
+        writer.writerows([csv_cell(v) for v in row] for row in rows)
     elif fmt == "table":
         table = Table(*names, show_lines=False, highlight=False)
         for row in rows:
