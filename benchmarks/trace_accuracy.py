@@ -60,7 +60,8 @@ def _f(pair: tuple[int, int]) -> str:
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     cols = ("entries", "entry_src", "hops", "acct rec", "acct prec", "host rec", "host prec",
-            "owners=", "owners", "overlap=", "dwell err d", "max sev", "trace s", "scope s", "ok")  # fmt: skip
+            "owners=", "owners", "overlap=", "dwell err d", "max sev", "leads", "trace s",
+            "scope s", "ok")  # fmt: skip
     print(
         f"\n{'scenario':<13}{'hosts':>6}{'seed':>5}{'events':>11}"
         + "".join(f"{c:>12}" for c in cols)
@@ -73,7 +74,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
                  _f(s.accounts_precision), _f(s.hosts_recall), _f(s.hosts_precision),
                  _f(s.owners_exact), _f(s.owners_found), _f(s.overlap_exact),
                  "-" if s.dwell_error_days is None else f"{s.dwell_error_days:.2f}",
-                 s.max_severity, f"{r['trace_s']:.1f}", f"{r['scope_s']:.1f}",
+                 s.max_severity, str(s.leads), f"{r['trace_s']:.1f}", f"{r['scope_s']:.1f}",
                  "yes" if ok else "NO"]  # fmt: skip
         print(f"{r['scenario']:<13}{r['hosts']:>6}{r['seed']:>5}{r['events']:>11,}"
               + "".join(f"{c:>12}" for c in cells))  # fmt: skip

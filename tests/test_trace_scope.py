@@ -277,3 +277,20 @@ def test_cli_trace_from_a_lead_and_scope_diff(telecom: tuple[Path, Path]) -> Non
     scoped = runner.invoke(app, ["scope", "--case", str(case_dir), "--diff"])
     assert scoped.exit_code == 0, scoped.output
     assert "overlap" in scoped.output and "changes since" in scoped.output
+
+
+def test_an_incident_on_one_kind_of_evidence_is_titled_a_lead() -> None:
+    from datetime import datetime
+
+    from breachtrace.trace.incidents import _words
+    from breachtrace.trace.records import Dwell, Route
+
+    when = datetime(2020, 5, 7, 1, 0)
+    route = Route(
+        "R1", "stolen credential", "laptop-x", when, when, ("ana",), (), ("laptop-x",), ()
+    )
+    dwell = Dwell(when, when, when, 0.0)
+    lead_title, lead_text = _words([route], [], [], [], [], [], dwell, "medium")
+    title, text = _words([route], [], [], [], [], [], dwell, "critical")
+    assert lead_title == "Lead: possible intrusion through laptop-x" and "confirm" in lead_text
+    assert title == "Intrusion through laptop-x" and "confirm" not in text

@@ -6,6 +6,11 @@ Per case: entry points found (and the outside address behind them), every inject
 within 15 minutes), compromised accounts and hosts (recall and precision over the incidents'
 hosts and accounts), exposed owners per route equal to truth (routes matched by entry point),
 the overlap between routes, dwell time within a day, and the highest incident severity.
+
+Entry points, hops, accounts, hosts and dwell are scored over the incidents trace asserts as
+breaches (high or critical). Incidents below high are leads: trace rates an incident that rests
+on one kind of evidence at most medium and titles it a lead to confirm. Leads are counted apart
+(``leads``), with the accounts and hosts they name that truth does not, so nothing is hidden.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class TraceScore:
     dwell_error_days: float | None = None
     first_compromise_error_days: float | None = None
     max_severity: str = "none"
+    leads: int = 0  # incidents below high severity, not scored as breaches
     missed: list[str] = field(default_factory=list)
 
     @property
@@ -56,12 +62,17 @@ def score(case_dir: Path, sim_dir: Path) -> TraceScore:
     traced = json.loads((Path(case_dir) / "trace" / "incidents.json").read_text())
     latest = Path(case_dir) / "scope" / "latest.json"
     scoped = json.loads(latest.read_text()) if latest.exists() else None
-    incidents = traced["incidents"]
+    everything = traced["incidents"]
     s = TraceScore()
-    levels = [SEVERITIES.index(i["severity"]) for i in incidents]
+    levels = [SEVERITIES.index(i["severity"]) for i in everything]
     s.max_severity = SEVERITIES[max(levels)] if levels else "none"
+    high = SEVERITIES.index("high")
+    incidents = [i for i in everything if SEVERITIES.index(i["severity"]) >= high]
+    leads = [i for i in everything if SEVERITIES.index(i["severity"]) < high]
+    s.leads = len(leads)
     if not truth["routes"]:
         return s
+    _leads(s, truth, leads)
     routes = [r for i in incidents for r in i["routes"]]
     entries = {e["host"]: e for i in incidents for e in i["entry_points"]}
     _entries(s, truth, entries)
@@ -70,6 +81,16 @@ def score(case_dir: Path, sim_dir: Path) -> TraceScore:
     _owners(s, truth, routes, scoped)
     _dwell(s, truth, incidents)
     return s
+
+
+def _leads(s: TraceScore, truth: dict[str, Any], leads: list[dict[str, Any]]) -> None:
+    """Name the accounts and hosts of leads that truth does not hold (reported, not scored)."""
+    want = {x for r in truth["routes"] for x in (*r["accounts"], *r["hosts"])}
+    for i in leads:
+        names = [e["name"] for key in ("accounts", "hosts") for e in i[key]]
+        extra = [n for n in names if n not in want]
+        if extra:
+            s.missed.append(f"{i['severity']} lead names {', '.join(extra)} (not scored)")
 
 
 def _entries(s: TraceScore, truth: dict[str, Any], entries: dict[str, Any]) -> None:

@@ -129,7 +129,9 @@ def build_incident(ws: Workspace, routes: list[RouteHops]) -> Incident:
     severity = _severity(related, built, c2)
     timeline = _timeline(built, entries, related)
     containment = _containment(ws, built, entries, host_infos, account_infos, c2)
-    title, summary = _words(built, host_infos, account_infos, device_infos, c2, gaps, dwell)
+    title, summary = _words(
+        built, host_infos, account_infos, device_infos, c2, gaps, dwell, severity
+    )
     return Incident(
         incident_id=incident_id,
         severity=severity,
@@ -541,9 +543,11 @@ def _words(
     c2: list[C2Channel],
     gaps: list[LogGapNote],
     dwell: Dwell,
+    severity: str,
 ) -> tuple[str, str]:
     entries = list(dict.fromkeys(r.entry for r in routes))
-    title = f"Intrusion through {' and '.join(entries)}"
+    lead = SEVERITIES.index(severity) < HIGH
+    title = f"{'Lead: possible intrusion' if lead else 'Intrusion'} through {' and '.join(entries)}"
     first = iso(dwell.first_compromise) or "?"
     parts = [
         f"{_n(len(routes), 'route')} from {', '.join(entries)} "
@@ -562,6 +566,11 @@ def _words(
         parts.append("; ".join(extra).capitalize() + ".")
     if dwell.days is not None:
         parts.append(f"Dwell time until detection: {dwell.days:.1f} days.")
+    if lead:
+        parts.append(
+            "One kind of evidence only: confirm with the account's owner or the hosts' own logs "
+            "before treating it as a breach."
+        )
     return title, " ".join(parts)
 
 
