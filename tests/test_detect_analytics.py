@@ -438,3 +438,28 @@ def test_count_tail_matches_poisson_and_widens_for_bursty_series() -> None:
     assert count_tail(10, 2.0, 1.0) == pytest.approx(poisson, rel=1e-9)  # under-dispersed
     assert count_tail(10, 2.0, 8.0) > 100 * poisson  # same mean, four times the spread
     assert count_tail(0, 3.0, 3.0) == 1.0
+
+
+def test_tamper_silence_at_the_start_of_a_case_judged_from_the_days_after(
+    tmp_path: Path,
+) -> None:
+    # The case starts on a Monday (day 0). ws7's Sysmon log records five events an hour, day
+    # and night, and goes silent on Friday 13:00 until Saturday 03:00: the Saturday hours have
+    # no weekend before them, only the weekends after. ws8 logs on weekdays in office hours
+    # only: its quiet first weekend is its usual level, no silence.
+    rows: list[dict[str, Any]] = []
+    for d in range(21):
+        for h in range(24):
+            silent = (d == 4 and h >= 13) or (d == 5 and h < 3)
+            for k in range(0 if silent else 5):
+                rows.append({"ts": t(d, h, 10 * k + 1), "host": "ws7", "event_code": 1,
+                             "channel": "Microsoft-Windows-Sysmon/Operational",
+                             "action": "process_start"})  # fmt: skip
+            if t(d).weekday() < 5 and 8 <= h < 18:
+                for k in range(5):
+                    rows.append({"ts": t(d, h, 10 * k + 2), "host": "ws8", "event_code": 4688,
+                                 "channel": "Security", "action": "process_start"})  # fmt: skip
+    write_events(tmp_path / "case", rows)
+    found = kinds(run(tmp_path / "case", "tamper"))
+    silences = found.get("log_silence", [])
+    assert [(f.hosts, f.first_ts, f.last_ts) for f in silences] == [(("ws7",), t(4, 13), t(5, 3))]

@@ -402,12 +402,17 @@ WITH spans AS (
 ), usual AS (
     -- the same hour on the neighbouring days of the same kind (weekday/weekend), before and
     -- after: a silence is below both levels, so a level that moves for good (a host put into
-    -- service, an implant starting to beacon) is no silence, and case edges are not judged
-    -- (the day just before counts in full: a level that rose right before a silence, as an
-    -- implant starting to beacon, is the level the silence fell from)
-    SELECT *, least(greatest(median(n) OVER before, lag(n) OVER seq),
-                    median(n) OVER after) AS expected,
-           least(count(*) OVER before, count(*) OVER after) AS samples
+    -- service, an implant starting to beacon) is no silence (the day just before counts in
+    -- full: a level that rose right before a silence, as an implant starting to beacon, is the
+    -- level the silence fell from). Near the start or end of the channel's span, where one
+    -- side has no day of that kind yet (a case that starts on a Monday has no weekend before
+    -- its first Saturday), the other side alone is the usual level.
+    SELECT *, CASE WHEN count(*) OVER before = 0 THEN median(n) OVER after
+                   WHEN count(*) OVER after = 0
+                       THEN greatest(median(n) OVER before, lag(n) OVER seq)
+                   ELSE least(greatest(median(n) OVER before, lag(n) OVER seq),
+                              median(n) OVER after) END AS expected,
+           greatest(count(*) OVER before, count(*) OVER after) AS samples
     FROM filled
     WINDOW before AS (PARTITION BY host, channel, hod, weekend ORDER BY hr
                       ROWS BETWEEN {int(s.neighbour_days)} PRECEDING AND 1 PRECEDING),
