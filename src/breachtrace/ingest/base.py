@@ -98,44 +98,50 @@ def line_batches(
     pending: list[pa.Table] = []
     pending_bytes = 0
     while True:
-        block = stream.read(block_bytes)
-        data = carry + block if carry else block
-        if block:
-            cut = data.rfind(b"\n")
+        # Each block is read after the carried partial line, into a fresh buffer that Arrow
+        # then wraps: the bytes are not copied on the way to the line splitter.
+        data = bytearray(len(carry) + block_bytes)
+        data[: len(carry)] = carry
+        read = stream.readinto(memoryview(data)[len(carry) :])  # type: ignore[attr-defined]
+        end = len(carry) + read
+        if read:
+            cut = data.rfind(b"\n", 0, end)
             if cut < 0:
-                carry = data
+                carry = bytes(data[:end])
                 continue
-            chunk, carry = data[:cut], data[cut + 1 :]
+            size, carry = cut, bytes(data[cut + 1 : end])
         else:
-            chunk, carry = data, b""
-        if chunk:
-            table, count = _split_chunk(chunk, line_no, rejects, skip_prefix)
+            size, carry = end, b""
+        if size:
+            table, count = _split_chunk(data, size, line_no, rejects, skip_prefix)
             line_no += count
             if table.num_rows:
                 pending.append(table)
-            pending_bytes += len(chunk)
-        if pending and (pending_bytes >= batch_bytes or not block):
+            pending_bytes += size
+        elif read:  # the block began with the newline ending an empty line: count it
+            line_no += 1
+        if pending and (pending_bytes >= batch_bytes or not read):
             yield pa.concat_tables(pending)
             pending, pending_bytes = [], 0
-        if not block:
+        if not read:
             return
 
 
 def _split_chunk(
-    chunk: bytes, line_no: int, rejects: RejectLog, skip_prefix: bytes | None
+    data: bytearray, size: int, line_no: int, rejects: RejectLog, skip_prefix: bytes | None
 ) -> tuple[pa.Table, int]:
-    """(input_record, line) rows of one chunk of whole lines, and how many lines it held."""
+    """(input_record, line) rows of ``data[:size]``, whole lines, and how many lines it held."""
     try:
-        offsets = pa.py_buffer(np.array([0, len(chunk)], dtype=np.int64))
+        offsets = pa.py_buffer(np.array([0, size], dtype=np.int64))
         blob = pa.LargeBinaryArray.from_buffers(
-            pa.large_binary(), 1, [None, offsets, pa.py_buffer(chunk)]
+            pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)]
         )
         lines = pc.split_pattern(blob.cast(pa.large_string()), "\n").flatten()
     except pa.ArrowInvalid:  # some line is not UTF-8: find it, keep the rest
-        lines = pa.array(_decode_lines(chunk, line_no, rejects), pa.large_string())
+        lines = pa.array(_decode_lines(bytes(data[:size]), line_no, rejects), pa.large_string())
     count = len(lines)
     numbers = pa.array(np.arange(line_no + 1, line_no + 1 + count, dtype=np.int64))
-    if b"\r" in chunk:
+    if data.find(b"\r", 0, size) >= 0:
         lines = pc.utf8_rtrim(lines, characters="\r")
     table = pa.table({"input_record": numbers, "line": lines.cast(pa.string())})
     # blank lines (empty or whitespace only) and comment lines are dropped
