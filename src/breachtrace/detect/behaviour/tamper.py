@@ -404,21 +404,25 @@ WITH spans AS (
     -- after: a silence is below both levels, so a level that moves for good (a host put into
     -- service, an implant starting to beacon) is no silence (the day just before counts in
     -- full: a level that rose right before a silence, as an implant starting to beacon, is the
-    -- level the silence fell from). Near the start or end of the channel's span, where one
-    -- side has no day of that kind yet (a case that starts on a Monday has no weekend before
-    -- its first Saturday), the other side alone is the usual level.
-    SELECT *, CASE WHEN count(*) OVER before = 0 THEN median(n) OVER after
-                   WHEN count(*) OVER after = 0
-                       THEN greatest(median(n) OVER before, lag(n) OVER seq)
-                   ELSE least(greatest(median(n) OVER before, lag(n) OVER seq),
-                              median(n) OVER after) END AS expected,
-           greatest(count(*) OVER before, count(*) OVER after) AS samples
+    -- level the silence fell from). A side with no day of that kind yet (a case that starts
+    -- on a Monday has no weekend before its first Saturday) takes its neighbouring days of
+    -- any kind instead; a side with no day at all is the case's edge, not judged.
+    SELECT *,
+           least(greatest(CASE WHEN count(*) OVER before > 0 THEN median(n) OVER before
+                               ELSE median(n) OVER before_any END, lag(n) OVER seq),
+                 CASE WHEN count(*) OVER after > 0 THEN median(n) OVER after
+                      ELSE median(n) OVER after_any END) AS expected,
+           least(count(*) OVER before_any, count(*) OVER after_any) AS samples
     FROM filled
     WINDOW before AS (PARTITION BY host, channel, hod, weekend ORDER BY hr
                       ROWS BETWEEN {int(s.neighbour_days)} PRECEDING AND 1 PRECEDING),
            after AS (PARTITION BY host, channel, hod, weekend ORDER BY hr
                      ROWS BETWEEN 1 FOLLOWING AND {int(s.neighbour_days)} FOLLOWING),
-           seq AS (PARTITION BY host, channel, hod, weekend ORDER BY hr)
+           seq AS (PARTITION BY host, channel, hod, weekend ORDER BY hr),
+           before_any AS (PARTITION BY host, channel, hod ORDER BY hr
+                          ROWS BETWEEN {int(s.neighbour_days)} PRECEDING AND 1 PRECEDING),
+           after_any AS (PARTITION BY host, channel, hod ORDER BY hr
+                         ROWS BETWEEN 1 FOLLOWING AND {int(s.neighbour_days)} FOLLOWING)
 ), marked AS (
     SELECT *, samples >= 1 AND expected >= {float(s.silent_min_expected)}
               AND n <= {float(s.silent_max_fraction)} * expected AS silent,
