@@ -17,7 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from breachtrace.case import Case
+from breachtrace.engines.duckdb import expand_macros
+from breachtrace.ingest.windows_mapping import after_null
 
 from conftest import DATA, ingest_and_query, rows
 
@@ -64,6 +68,25 @@ def test_json_raw_is_the_line_verbatim(tmp_path: Path) -> None:
     ):
         lines = (DATA / "windows_json" / names[r["input_id"]]).read_bytes().split(b"\n")
         assert r["raw"].encode() == lines[r["input_record"] - 1].rstrip(b"\r")
+
+
+def test_field_values_are_nulled_once() -> None:
+    """The mapping applies bt_user/bt_ip/bt_host without their bt_null step to field reads,
+    which went through bt_null already: sound because bt_null is idempotent."""
+    values = [None, "", " ", "-", " - ", "(null)", "null", "NULL", "Null", " a b ", "\tx\t", "é"]
+    values += ["::ffff:10.0.0.1", " \\\\WS01.corp.example ", "10.1.2.3", "-.x"]
+    pairs = [("bt_null(v)", "bt_null(bt_null(v))")] + [
+        (f"{h}(v)", after_null(h).format(x="bt_null(bt_null(v))"))
+        for h in ("bt_user", "bt_ip", "bt_host")
+    ]
+    con = duckdb.connect()
+    for direct, split in pairs:
+        sql = (
+            f"SELECT {expand_macros(direct)}, {expand_macros(split)} FROM (SELECT ?::VARCHAR AS v)"
+        )
+        for v in values:
+            row = con.execute(sql, [v]).fetchone()
+            assert row is not None and row[0] == row[1], (direct, v)
 
 
 if __name__ == "__main__":  # re-record the expected output
