@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from breachtrace.case import Case
 
@@ -100,3 +101,20 @@ def test_killed_ingest_recovers_without_duplicates_or_loss(tmp_path: Path) -> No
         == 1
     )
     assert len(Case.open(case_dir).manifest()) == 6
+
+
+def test_memory_budget_is_the_process_and_duckdb_gets_a_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from breachtrace.engines import duckdb as engine
+
+    monkeypatch.setenv("BREACHTRACE_MEMORY_LIMIT", "4GB")
+    con = engine.connect()
+    try:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    finally:
+        con.close()
+    assert limit == "2.6 GiB"  # 70% of 4 GB, the rest left for Python's side
+    monkeypatch.setenv("BREACHTRACE_MEMORY_LIMIT", "plenty")
+    with pytest.raises(ValueError, match="'plenty'"):
+        engine.default_memory_limit()

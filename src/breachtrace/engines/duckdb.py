@@ -87,12 +87,33 @@ MACROS = "\n".join(
 )
 
 
-def default_memory_limit() -> str:
-    """Half of the machine's RAM unless BREACHTRACE_MEMORY_LIMIT says otherwise."""
+# The memory budget is the whole process's: DuckDB gets this share of it and spills past it;
+# the rest is for what Python holds (aggregates, findings, Arrow results of queries).
+DUCKDB_SHARE = 0.7
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as "4GB", "4096 MiB" or "512MB" (DuckDB's units)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else ""
+    if not match or unit not in _UNITS:
+        raise ValueError(f"not a memory size: {text!r} (use for example 4GB or 4096MB)")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def memory_budget() -> int:
+    """The process's memory budget in bytes: BREACHTRACE_MEMORY_LIMIT, else half the RAM."""
     configured = os.environ.get("BREACHTRACE_MEMORY_LIMIT")
     if configured:
-        return configured
-    return f"{max(1, psutil.virtual_memory().total // 2 // 2**20)}MB"
+        return parse_size(configured)
+    return int(psutil.virtual_memory().total // 2)
+
+
+def default_memory_limit() -> str:
+    """DuckDB's share of the memory budget (see ``memory_budget``)."""
+    return f"{max(64, int(memory_budget() * DUCKDB_SHARE) // 2**20)}MiB"
 
 
 def connect(
