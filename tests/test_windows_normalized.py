@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from breachtrace.case import Case
 from breachtrace.engines.duckdb import expand_macros
@@ -68,6 +69,28 @@ def test_json_raw_is_the_line_verbatim(tmp_path: Path) -> None:
     ):
         lines = (DATA / "windows_json" / names[r["input_id"]]).read_bytes().split(b"\n")
         assert r["raw"].encode() == lines[r["input_record"] - 1].rstrip(b"\r")
+
+
+@pytest.mark.parametrize("months", [1, 3, 15])
+def test_events_land_in_their_month_folder(tmp_path: Path, months: int) -> None:
+    """One file per month from a chunk, by filtered copies (a few months) or one partitioned
+    copy (many); every event once, in the folder of its own month."""
+    lines = [
+        json.dumps({"EventID": 4624, "Channel": "Security", "Hostname": "h", "RecordNumber": i,
+                    "@timestamp": f"{2020 + (i % months) // 12}-{(i % months) % 12 + 1:02d}-28T23:59:59.9Z"})
+        for i in range(300)
+    ]  # fmt: skip
+    path = tmp_path / "spread.json"
+    path.write_text("\n".join(lines) + "\n")
+    summary, con = ingest_and_query(tmp_path / "case", path)
+    assert summary.events == 300
+    got = rows(
+        con, "SELECT month, strftime(ts, '%Y-%m') AS m, count(*) AS n FROM events GROUP BY ALL"
+    )
+    assert len(got) == months and all(r["month"] == r["m"] for r in got)
+    assert sum(r["n"] for r in got) == 300
+    folders = {p.parent.name for p in (tmp_path / "case" / "events").rglob("*.parquet")}
+    assert folders == {f"month={r['m']}" for r in got}
 
 
 def test_field_values_are_nulled_once() -> None:

@@ -40,6 +40,7 @@ CHUNK_BYTES = 96 * 2**20  # and at most this much record text per query, boundin
 INGEST_MEMORY_LIMIT = os.environ.get("BREACHTRACE_INGEST_MEMORY_LIMIT", "1GB")
 COMMIT_ROWS = int(os.environ.get("BREACHTRACE_COMMIT_ROWS", 5_000_000))
 COMMIT_FILES = 1000
+MONTH_FILES = 12  # a chunk spread over more months is written by one partitioned COPY
 THREADED_BYTES = 16 * 2**20
 T = TypeVar("T")
 
@@ -188,6 +189,7 @@ class _Batch:
             ).fetchall():
                 self.inputs[input_id].rejects.add(record, reason, excerpt or "")
             months: set[str | None] = set()
+            rows = 0
             for input_id, count, timed, first, last, *span in con.execute(
                 "SELECT input_id, count(*), count(ts), min(ts), max(ts), strftime(min(ts), "
                 "'%Y-%m'), strftime(max(ts), '%Y-%m') FROM batch_out "
@@ -198,18 +200,25 @@ class _Batch:
                 entry.first_ts = _earliest(entry.first_ts, first)
                 entry.last_ts = _latest(entry.last_ts, last)
                 self.rows += count
+                rows += count
                 self.progress.records(count)
                 months.update(span if timed == count else [None])
-            self._write(source, raw, months)
+            written = self._write(source, raw, months, spread=has_raw)
+            if written != rows:  # a guard: every good row must land in exactly one file
+                raise RuntimeError(f"ingest: {written} of {rows} normalized rows were written")
         finally:
             con.unregister("batch_in")
         con.execute("DROP TABLE batch_out")
 
-    def _write(self, source: str, raw: str, months: set[str | None]) -> None:
-        """Stage the chunk's good rows as zstd Parquet, one file per UTC month.
+    def _write(self, source: str, raw: str, months: set[str | None], spread: bool) -> int:
+        """Stage the chunk's good rows as zstd Parquet, one file per UTC month; how many rows
+        were written.
 
-        A chunk within one month (the usual case: inputs are read in time order) is written
-        straight into its month's folder; hash-partitioning every row costs a third more.
+        Each month's rows are copied straight into its folder, one COPY per month (when
+        ``spread``: batch_out holds every column, so each COPY is a filtered scan of it).
+        DuckDB's PARTITION_BY, which buffers and hashes every row, cost a third more; it is
+        kept for rows without a time, for very many months, and for readers whose raw record
+        is joined in (each month would repeat the join).
         """
         select = ", ".join(
             "o.input_id || ':' || o.input_record AS event_uid" if c.name == "event_uid"
@@ -218,22 +227,41 @@ class _Batch:
         )  # fmt: skip
         name = f"{self.batch_id}_{self._part:05d}_{{i}}"
         options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
+        ranges: list[tuple[str, str]] = []  # (month, the SQL condition selecting its rows)
         if len(months) == 1 and None not in months:
-            folder = self.staging / "events" / f"month={months.pop()}"
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / (name.format(i=0) + ".parquet")
-            self.con.execute(
-                f"COPY (SELECT {select} FROM {source} WHERE o.reject_reason IS NULL) "
-                f"TO {sql_literal(str(target))} ({options})"
-            )
-        elif months:
-            self.con.execute(
+            ranges = [(str(next(iter(months))), "")]
+        elif spread and None not in months:
+            ranges = [
+                (label, f" AND o.ts >= {sql_literal(start)}::TIMESTAMP "
+                        f"AND o.ts < {sql_literal(start)}::TIMESTAMP + INTERVAL 1 MONTH")
+                for label, start in self.con.execute(
+                    "SELECT DISTINCT strftime(date_trunc('month', ts), '%Y-%m'), "
+                    "CAST(date_trunc('month', ts) AS VARCHAR) FROM batch_out "
+                    "WHERE reject_reason IS NULL ORDER BY 1"
+                ).fetchall()
+            ]  # fmt: skip
+        if months and not 0 < len(ranges) <= MONTH_FILES:
+            return self._copied(
                 f"COPY (SELECT {select}, strftime(o.ts, '%Y-%m') AS month FROM {source} "
                 f"WHERE o.reject_reason IS NULL) TO {sql_literal(str(self.staging / 'events'))} "
-                f"({options}, "
-                f"PARTITION_BY (month), OVERWRITE_OR_IGNORE true, FILENAME_PATTERN "
+                f"({options}, PARTITION_BY (month), OVERWRITE_OR_IGNORE true, FILENAME_PATTERN "
                 f"{sql_literal(name)})"
             )
+        written = 0
+        for month, within in ranges:
+            folder = self.staging / "events" / f"month={month}"
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / (name.format(i=0) + ".parquet")
+            written += self._copied(
+                f"COPY (SELECT {select} FROM {source} WHERE o.reject_reason IS NULL{within}) "
+                f"TO {sql_literal(str(target))} ({options})"
+            )
+        return written
+
+    def _copied(self, copy: str) -> int:
+        """Run a COPY; the number of rows it wrote."""
+        row = self.con.execute(copy).fetchone()
+        return int(row[0]) if row else 0
 
     # -- committing -----------------------------------------------------------------------
     def release(self) -> None:

@@ -15,9 +15,8 @@ there, so nothing needs to be materialized, which cost a third of the time):
    by the rule number).
 4. the SELECT: per column, ``CASE i_column WHEN k THEN <cleaned field>``.
 
-The original record is not copied through these steps (it is passed along by reference, for
-the few fields read on their own); the ingest runner joins it back from the input batch when
-it writes Parquet.
+The original record is passed along by reference (never copied by these steps) and comes out
+as ``raw``, as the runner stores it.
 """
 
 from __future__ import annotations
@@ -338,7 +337,7 @@ SELECT
     coalesce({choices["action"][1]}, 'other') AS action,
     {choices["outcome"][1]} AS outcome,
     {mapped},
-    record_id,
+    record_id, {raw_column} AS raw,
     CASE WHEN NOT ok THEN 'malformed JSON'
          WHEN event_code IS NULL THEN 'no EventID in record'
          WHEN ts IS NULL THEN 'missing or unparseable timestamp: ' || coalesce(time_text, '(none)')
