@@ -97,12 +97,16 @@ def line_batches(
     carry = b""
     pending: list[pa.Table] = []
     pending_bytes = 0
+    data = bytearray(block_bytes)
     while True:
-        # Each block is read after the carried partial line, into a fresh buffer that Arrow
-        # then wraps: the bytes are not copied on the way to the line splitter.
-        data = bytearray(len(carry) + block_bytes)
+        # Each block is read after the carried partial line, into a buffer that Arrow wraps:
+        # the bytes are not copied on the way to the line splitter. The splitter copies the
+        # lines out, so the buffer is reused (fresh memory is zero-filled, then faulted in).
+        if len(data) < len(carry) + block_bytes:
+            data = bytearray(len(carry) + block_bytes)
         data[: len(carry)] = carry
-        read = stream.readinto(memoryview(data)[len(carry) :])  # type: ignore[attr-defined]
+        with memoryview(data) as view:
+            read = stream.readinto(view[len(carry) : len(carry) + block_bytes])  # type: ignore[attr-defined]
         end = len(carry) + read
         if read:
             cut = data.rfind(b"\n", 0, end)
