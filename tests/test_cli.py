@@ -81,3 +81,10 @@ def test_plain_progress_lines_when_not_a_tty(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ingesting 4 files" in proc.stderr and "zeek:" in proc.stderr
     assert "\x1b[" not in proc.stderr  # no terminal control sequences in logs
+
+
+def test_summary_counts_informational_findings_apart() -> None:
+    from breachtrace.cli_output import _alerts_and_info
+
+    assert _alerts_and_info(264, {"informational": 233, "high": 6}) == "31 (+233 informational)"
+    assert _alerts_and_info(3, {"critical": 3}) == "3"

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
@@ -31,6 +31,9 @@ from breachtrace.ingest.runner import Progress as IngestCallbacks
 from breachtrace.ingest.sources import InputFile
 from breachtrace.pipeline import DemoResult
 from breachtrace.query import CaseInfo
+
+if TYPE_CHECKING:
+    from breachtrace.detect.behaviour import DetectSummary
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -230,10 +233,11 @@ def print_demo(console: Console, result: DemoResult) -> None:
         ))  # fmt: skip
     if result.detect is not None:
         d = result.detect
-        per = ", ".join(f"{a.name} {a.findings}" for a in d.analytics)
-        console.print(
-            Text(f"behavioural analytics: {d.findings:,} findings ({per}) in {d.seconds:.1f} s")
-        )
+        per = ", ".join(_alerts_and_info(a.findings, a.by_severity) for a in d.analytics)
+        console.print(Text(
+            f"behavioural analytics: {_alerts_and_info(d.findings, _severities(d))} findings "
+            f"({per}) in {d.seconds:.1f} s"
+        ))  # fmt: skip
     if result.trace is not None:
         for inc in result.trace.incidents:
             console.print(
@@ -260,3 +264,18 @@ def print_demo(console: Console, result: DemoResult) -> None:
     console.print(
         Text(f"         breachtrace events --case {result.case} --action logon --limit 20")
     )
+
+
+def _severities(summary: DetectSummary) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for a in summary.analytics:
+        for severity, n in a.by_severity.items():
+            out[severity] = out.get(severity, 0) + n
+    return out
+
+
+def _alerts_and_info(total: int, by_severity: dict[str, int]) -> str:
+    """A count with informational findings (the never-seen-edge baseline) apart, as in
+    "24 (+233 informational)": they are context and must not read as alerts."""
+    info = by_severity.get("informational", 0)
+    return f"{total - info:,}" + (f" (+{info:,} informational)" if info else "")
