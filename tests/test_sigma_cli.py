@@ -133,3 +133,28 @@ def test_bad_arguments_fail_cleanly(app: typer.Typer, hunted: Path, tmp_path: Pa
     result = CliRunner().invoke(app, ["hunt", "-c", str(hunted)],
                                 env={"BREACHTRACE_SIGMA_RULES": "", "BREACHTRACE_CONFIG": str(tmp_path / "x")})  # fmt: skip
     assert result.exit_code == 2 and "git clone" in result.output
+
+
+def test_investigate_hunts_with_the_rules_given(tmp_path: Path) -> None:
+    """``investigate --rules`` runs the Sigma hunt with those rules (no configuration needed),
+    and a rule path that does not exist is an error naming it, before any stage runs."""
+    from breachtrace.cli import app as full_app
+
+    case = fresh_case(tmp_path / "case")
+    rules = {"inv_cmd": rule_yaml("inv_cmd", PROCESS, {"sel": {"Image|endswith": "\\cmd.exe"},
+                                                       "condition": "sel"}, level="high")}  # fmt: skip
+    write_rules(tmp_path / "rules", rules)
+    env = {"BREACHTRACE_CACHE_DIR": str(tmp_path / "cache"), "BREACHTRACE_SIGMA_RULES": ""}
+    result = CliRunner().invoke(
+        full_app, ["investigate", "--case", str(case.root), "--rules", str(tmp_path / "rules")],
+        env=env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"hunting with the Sigma rules in {tmp_path / 'rules'}" in result.output
+    found = json.loads((case.root / "report" / "report.json").read_text())
+    assert any(f.get("rule_id") == rule_id("inv_cmd") for f in found["findings"])
+    missing = CliRunner().invoke(
+        full_app, ["investigate", "--case", str(case.root), "--rules", str(tmp_path / "nope")],
+        env=env,
+    )  # fmt: skip
+    assert missing.exit_code == 2 and "Sigma rule path not found" in missing.output

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from breachtrace import __version__
 from breachtrace.case import Case, CaseError
+from breachtrace.cli_engine import RulesOpt
 from breachtrace.cli_output import IngestProgress, print_ingest_summary, write_rows
 from breachtrace.ingest.mapped import MappingError
 from breachtrace.query import EventFilter, QueryError, case_info, select_events
@@ -162,13 +163,18 @@ def demo(
     hosts: Annotated[int, typer.Option(help="Number of hosts.")] = 150,
     days: Annotated[int, typer.Option(help="Days of activity.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2020,
+    rules: RulesOpt = None,
 ) -> None:
-    """Simulate the 2020 telecom intrusion and run every pipeline stage over it."""
+    """Simulate the 2020 telecom intrusion and run every pipeline stage over it (the Sigma hunt
+    too, with --rules or the configured rules)."""
     from breachtrace.cli_output import print_demo
     from breachtrace.pipeline import run_demo
 
     if out.exists() and any(out.iterdir()) and not (out / "case" / "case.json").exists():
         _fail(f"{out} exists and is not an earlier demo; choose another --out")
+    for path in rules or []:  # said now, not after the simulation and the ingest
+        if not path.exists():
+            _fail(f"Sigma rule path not found: {path}")
     if (out / "case").exists():
         import shutil
 
@@ -178,7 +184,7 @@ def demo(
         with progress:
             result = run_demo(
                 out, hosts=hosts, days=days, seed=seed,
-                say=lambda m: console.print(Text(m)), progress=progress,
+                say=lambda m: console.print(Text(m)), progress=progress, rules=rules or (),
             )  # fmt: skip
     except (ValueError, FileExistsError, CaseError) as exc:
         _fail(str(exc))

@@ -1,9 +1,11 @@
-"""The ``--engine`` and ``--spark-master`` options shared by the commands that run SQL over
-events (hunt, detect, trace, scope, investigate)."""
+"""The options shared by the commands that run SQL over events: ``--engine`` and
+``--spark-master`` (hunt, detect, trace, scope, investigate) and ``--rules`` (hunt,
+investigate, demo)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,3 +32,12 @@ SparkMasterOpt = Annotated[
     ),
 ]
 DEFAULT_MASTER = "local[*]"
+RulesOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--rules",
+        "-r",
+        help="Sigma rule files or directories (repeatable; default: BREACHTRACE_SIGMA_RULES or "
+        "sigma_rules in the config file).",
+    ),
+]

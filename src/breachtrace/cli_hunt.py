@@ -13,7 +13,13 @@ from rich.table import Table
 from rich.text import Text
 
 from breachtrace.case import Case, CaseError
-from breachtrace.cli_engine import DEFAULT_MASTER, EngineName, EngineOpt, SparkMasterOpt
+from breachtrace.cli_engine import (
+    DEFAULT_MASTER,
+    EngineName,
+    EngineOpt,
+    RulesOpt,
+    SparkMasterOpt,
+)
 from breachtrace.cli_output import printable, write_rows
 from breachtrace.query import QueryError
 
@@ -38,10 +44,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 def hunt(
     case: CaseOpt,
-    rules: Annotated[
-        list[Path] | None,
-        typer.Option("--rules", "-r", help="Sigma rule files or directories (repeatable)."),
-    ] = None,
+    rules: RulesOpt = None,
     min_level: Annotated[
         str | None,
         typer.Option(

@@ -15,7 +15,13 @@ from rich.table import Table
 from rich.text import Text
 
 from breachtrace.case import Case, CaseError
-from breachtrace.cli_engine import DEFAULT_MASTER, EngineName, EngineOpt, SparkMasterOpt
+from breachtrace.cli_engine import (
+    DEFAULT_MASTER,
+    EngineName,
+    EngineOpt,
+    RulesOpt,
+    SparkMasterOpt,
+)
 from breachtrace.cli_output import printable
 from breachtrace.context import ContextError
 
@@ -99,11 +105,12 @@ def investigate_command(
     report: Annotated[
         Path | None, typer.Option("--report", help="Report folder (default: CASE/report).")
     ] = None,
+    rules: RulesOpt = None,
     engine: EngineOpt = EngineName.duckdb,
     spark_master: SparkMasterOpt = DEFAULT_MASTER,
 ) -> None:
-    """Run detect, trace, scope and the report (and hunt when Sigma rules are configured);
-    ``--engine spark`` runs every stage's SQL on Spark."""
+    """Run detect, trace, scope and the report (and hunt with --rules or the configured Sigma
+    rules); ``--engine spark`` runs every stage's SQL on Spark."""
     from breachtrace.pipeline import Investigation, investigate
 
     err, out = Console(stderr=True, soft_wrap=True), Console(soft_wrap=True)
@@ -112,8 +119,9 @@ def investigate_command(
             Case.open(case), inventory=inventory, assets=assets, networks=networks,
             identities=identities, lead=lead, report_dir=report,
             say=lambda m: err.print(Text(m)), engine=engine.value, spark_master=spark_master,
+            rules=rules or (),
         )  # fmt: skip
-    except (CaseError, ContextError, ValueError) as exc:
+    except (CaseError, ContextError, ValueError, FileNotFoundError) as exc:
         _fail(err, exc)
         return
     if result.trace:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,7 @@ def run_demo(
     seed: int = 2020,
     say: Callable[[str], None] = lambda _: None,
     progress: Progress | None = None,
+    rules: Sequence[Path] = (),
 ) -> DemoResult:
     """Simulate the telecom-2020 incident at a modest size and run the pipeline over it."""
     out = Path(out)
@@ -67,7 +68,7 @@ def run_demo(
     found = investigate(
         Case.open(case_dir), inventory=evidence / "data_inventory.csv",
         assets=evidence / "assets.csv", networks=evidence / "networks.csv",
-        identities=evidence / "identities.csv", report_dir=out / "report", say=say,
+        identities=evidence / "identities.csv", report_dir=out / "report", say=say, rules=rules,
     )  # fmt: skip
     result.hunt, result.detect = found.hunt, found.detect
     result.trace, result.scope, result.report = found.trace, found.scope, found.report
@@ -101,8 +102,10 @@ def investigate(
     say: Callable[[str], None] = lambda _: None,
     engine: str = "duckdb",
     spark_master: str | None = None,
+    rules: Sequence[Path] = (),
 ) -> Investigation:
-    """hunt (when Sigma rules are configured), detect, trace, scope and report over one case.
+    """hunt (with ``rules``, else the configured Sigma rules if any), detect, trace, scope and
+    report over one case.
 
     The report goes to ``report_dir`` (default: the case's ``report`` folder). ``engine``
     ("duckdb" or "spark", with ``spark_master``) runs every stage's SQL."""
@@ -120,9 +123,11 @@ def investigate(
         return value
 
     try:
-        rule_paths = default_rule_paths()
+        rule_paths = list(rules) or default_rule_paths()
     except NoRulesConfigured:
-        result.skipped["hunt"] = "no Sigma rules configured (set BREACHTRACE_SIGMA_RULES)"
+        result.skipped["hunt"] = (
+            "no Sigma rules given (--rules) or configured (BREACHTRACE_SIGMA_RULES)"
+        )
     else:
         say(f"hunting with the Sigma rules in {', '.join(map(str, rule_paths))}")
         result.hunt = timed("hunt", lambda: hunt(case, rule_paths, **on))  # type: ignore[assignment]
