@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import evtx
 import pytest
+
+from breachtrace.case import Case
+from breachtrace.ingest.runner import ingest
 
 from conftest import DATA, ingest_and_query, rows
 
@@ -108,6 +111,53 @@ def test_authlog_rfc5424_and_iso(tmp_path: Path) -> None:
     assert got[0]["ts"] == datetime(2020, 5, 4, 1, 15, 0, 123000)
     assert got[0]["user"] == "backup" and got[0]["auth_package"] == "publickey"
     assert got[1]["action"] == "logon_failed" and got[2]["ts"] == datetime(2020, 5, 4, 1, 17)
+
+
+def test_timezone_applies_only_to_times_without_an_offset(tmp_path: Path) -> None:
+    """``ingest --timezone``: classic syslog and offset-less mapped times are local time there
+    (Tokyo: 9 hours ahead of UTC; New York: daylight saving honoured); times with an offset and
+    EVTX times are the same whatever the zone; each file's zone is in the manifest."""
+    classic = tmp_path / "auth.log"
+    shutil.copy(DATA / "authlog" / "auth.log", classic)
+    reference = datetime(2020, 1, 1, 0, 10).timestamp()
+    os.utime(classic, (reference, reference))
+    mapped = tmp_path / "vpn.csv"
+    mapped.write_text(
+        "timestamp,username,client_ip,assigned_ip,device_id,device_managed,event,result\n"
+        "2020-07-04 10:00:00,t.tanaka,198.51.100.77,10.250.0.12,PC-HOME-77,false,connect,success\n"
+        "2020-07-04T10:00:00Z,t.tanaka,198.51.100.77,10.250.0.12,PC-HOME-77,false,connect,success\n"
+    )
+    inputs = [classic, DATA / "authlog" / "secure-rfc5424.log", mapped, DATA / "evtx" / "rdp-1149.evtx"]
+    times = {}
+    for zone in ("UTC", "Asia/Tokyo", "America/New_York"):
+        case_dir = tmp_path / zone.replace("/", "-")
+        summary, con = ingest_and_query(
+            case_dir, *inputs, timezone=zone, mappings=[DATA / "mapped" / "vpn.yaml"]
+        )
+        assert summary.rejected == 0 and summary.events > 10
+        manifest = Case.open(case_dir).manifest()
+        assert {e.timezone for e in manifest} == {zone}
+        name = {e.input_id: Path(e.path).name for e in manifest}
+        got = rows(con, "SELECT input_id, input_record, ts FROM events")
+        times[zone] = {(name[r["input_id"]], r["input_record"]): r["ts"] for r in got}
+    utc, tokyo, new_york = times["UTC"], times["Asia/Tokyo"], times["America/New_York"]
+    classic_lines = [k for k in utc if k[0] == "auth.log"]
+    assert len(classic_lines) == 7
+    assert all(utc[k] - tokyo[k] == timedelta(hours=9) for k in classic_lines)
+    # the first classic line, Dec 31 23:58 in New York (winter: UTC-5), is 04:58 UTC next day
+    assert new_york[("auth.log", 1)] == datetime(2020, 1, 1, 4, 58, 1)
+    with_offsets = [k for k in utc if k[0] in ("secure-rfc5424.log", "rdp-1149.evtx")]
+    assert len(with_offsets) == 3 + 11
+    assert all(utc[k] == tokyo[k] == new_york[k] for k in with_offsets)
+    # CSV records are numbered by line, the header being line 1
+    assert new_york[("vpn.csv", 2)] == datetime(2020, 7, 4, 14, 0)  # summer: UTC-4
+    assert utc[("vpn.csv", 3)] == tokyo[("vpn.csv", 3)] == new_york[("vpn.csv", 3)]  # has Z
+
+
+def test_unknown_timezone_is_refused_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown time zone '\+09:00'.*Asia/Tokyo"):
+        ingest(tmp_path / "case", [DATA / "authlog"], timezone="+09:00")
+    assert not (tmp_path / "case").exists()
 
 
 @pytest.mark.parametrize("name", ["conn.log", "conn.json"])

@@ -59,6 +59,7 @@ class ManifestEntry:
     input_id: str = ""
     fingerprint: str = ""
     seconds: float = 0.0
+    timezone: str = "UTC"  # the zone of the input's times written without an offset
 
 
 def new_batch_id() -> str:

@@ -63,6 +63,16 @@ def ingest(
         list[Path] | None,
         typer.Option("--mapping", "-m", help="YAML mapping for a CSV/JSON source (repeatable)."),
     ] = None,
+    timezone: Annotated[
+        str,
+        typer.Option(
+            "--timezone",
+            "-z",
+            help="Zone of times written without an offset (classic syslog, offset-less ISO, "
+            "mapped CSV/JSON), an IANA name such as Asia/Tokyo; ingest each site's logs "
+            "with its own zone.",
+        ),
+    ] = "UTC",
 ) -> None:
     """Read log files into a case (created if needed); re-ingesting a file is a no-op."""
     from breachtrace.ingest.runner import ingest as run_ingest
@@ -71,8 +81,9 @@ def ingest(
     try:
         with progress:
             summary = run_ingest(
-                case, paths, mappings=mapping or [], format=format, progress=progress
-            )
+                case, paths, mappings=mapping or [], format=format, progress=progress,
+                timezone=timezone,
+            )  # fmt: skip
     except (CaseError, MappingError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
         return

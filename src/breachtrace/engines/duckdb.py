@@ -28,9 +28,12 @@ HELPERS: dict[str, str] = {
     # nested helpers then grew exponentially (three levels took 6.7 s to plan).
     "bt_null": "list_filter([trim(CAST({x} AS VARCHAR))], "
     "lambda v: v NOT IN ('', '-', '(null)', 'null', 'NULL'))[1]",
-    # text with or without an offset -> UTC timestamp (offsets applied, never dropped)
+    # text with or without an offset -> UTC timestamp (offsets applied, never dropped; text
+    # without one is read in the session's TimeZone, which ingest --timezone sets)
     "bt_ts": "timezone('UTC', try_cast(replace(trim(CAST({x} AS VARCHAR)), ' UTC', '') "
     "AS TIMESTAMPTZ))",
+    # a parsed timestamp -> UTC: one without a zone is local time in the session's TimeZone
+    "bt_local": "timezone('UTC', CAST({x} AS TIMESTAMPTZ))",
     "bt_epoch": "CAST(to_timestamp(try_cast({x} AS DOUBLE)) AT TIME ZONE 'UTC' AS TIMESTAMP)",
     # IPv4-mapped IPv6 written as plain IPv4
     "bt_ip": "regexp_replace(bt_null({x}), '^::ffff:', '', 'i')",

@@ -3,7 +3,8 @@
 Classic syslog lines carry no year. The year is inferred from a reference time, the input's
 modification time by default (the time of its last write): a line whose month and day fall
 after the reference belongs to the year before, as logrotate-style files never run ahead of
-their last write. Times without an offset are taken as UTC.
+their last write. Times without an offset are local time in ingest's ``timezone`` (UTC unless
+given).
 """
 
 from __future__ import annotations
@@ -132,9 +133,9 @@ class AuthLogReader(Reader):
             f"try_strptime('{ref_year} ' || regexp_replace(h.ts, ' +', ' '), '%Y %b %d %H:%M:%S')"
         )
         ts_sql = (
-            "CASE WHEN h_classic.ts <> '' THEN "
+            "CASE WHEN h_classic.ts <> '' THEN bt_local("
             f"CASE WHEN {classic_ts} > CAST({ref_date} AS DATE) + INTERVAL 2 DAY "
-            f"THEN {classic_ts} - INTERVAL 1 YEAR ELSE {classic_ts} END "
+            f"THEN {classic_ts} - INTERVAL 1 YEAR ELSE {classic_ts} END) "
             "ELSE bt_ts(h.ts) END"
         )
         return f"""

@@ -188,7 +188,7 @@ class MappedReader(Reader):
         elif fmt == "epoch_ms":
             ts = f"bt_epoch(try_cast({ts_col} AS DOUBLE) / 1000)"
         elif fmt:
-            ts = f"try_strptime({ts_col}, {sql_literal(fmt)})"
+            ts = f"bt_local(try_strptime({ts_col}, {sql_literal(fmt)}))"
         else:
             ts = f"coalesce(bt_ts({ts_col}), bt_epoch({ts_col}))"
         action = spec.get("action", "other")

@@ -99,8 +99,10 @@ class _Input:
 class _Batch:
     """Inputs staged together and committed as one manifest record."""
 
-    def __init__(self, case: Case, con: duckdb.DuckDBPyConnection, progress: Progress) -> None:
-        self.case, self.con, self.progress = case, con, progress
+    def __init__(
+        self, case: Case, con: duckdb.DuckDBPyConnection, progress: Progress, timezone: str
+    ) -> None:
+        self.case, self.con, self.progress, self.timezone = case, con, progress, timezone
         self.batch_id = new_batch_id()
         self._hold = contextlib.ExitStack()  # the staging lock, released once committed
         self.staging = self._hold.enter_context(case.staging_batch(self.batch_id))
@@ -118,7 +120,7 @@ class _Batch:
     def open(self, src: InputFile, reader: Reader, fingerprint: str) -> str:
         input_id = uuid.uuid4().hex[:12]
         entry = ManifestEntry(src.display, "", src.size, reader.name, input_id=input_id,
-                              fingerprint=fingerprint)  # fmt: skip
+                              fingerprint=fingerprint, timezone=self.timezone)  # fmt: skip
         result = FileResult(src.display, "ingested", reader.name)
         self.inputs[input_id] = _Input(entry, RejectLog(), result)
         return input_id
@@ -302,9 +304,15 @@ def ingest(
     format: str | None = None,
     progress: Progress | None = None,
     memory_limit: str | None = None,
+    timezone: str = "UTC",
 ) -> IngestSummary:
-    """Ingest files and directories into a case (created if needed); see the module doc."""
+    """Ingest files and directories into a case (created if needed); see the module doc.
+
+    ``timezone`` (an IANA name) is the zone of times the inputs write without an offset
+    (classic syslog, ISO text without one, mapped CSV/JSON); it is kept in each file's
+    manifest entry. Times with an offset, epochs and EVTX times are UTC whatever it says."""
     started = time.perf_counter()
+    timezone = check_timezone(timezone)
     progress = progress or Progress()
     mapping_paths = [Path(m) for m in mappings] + discover_mappings(Path(p) for p in paths)
     readers = all_readers(load_mappings(mapping_paths))
@@ -322,8 +330,10 @@ def ingest(
     con = case.connect(memory_limit=memory_limit or INGEST_MEMORY_LIMIT)
     con.execute("SET partitioned_write_flush_threshold = 100000")
     con.execute("SET enable_progress_bar = false")
+    # Offset-less text cast to TIMESTAMPTZ is read in the session's zone (bt_ts, bt_local).
+    con.execute(f"SET TimeZone = {sql_literal(timezone)}")
     progress.start(len(inputs), sum(s.size for s in inputs))
-    batch = _Batch(case, con, progress)
+    batch = _Batch(case, con, progress, timezone)
     try:
         for src in inputs:
             result = _ingest_one(src, readers, format, batch, known, known_sha)
@@ -332,7 +342,7 @@ def ingest(
                 progress.file_done(result)
             if batch.rows >= COMMIT_ROWS or len(batch.inputs) >= COMMIT_FILES:
                 batch.commit()
-                batch = _Batch(case, con, progress)
+                batch = _Batch(case, con, progress, timezone)
         batch.commit()
     finally:
         con.close()
@@ -402,6 +412,21 @@ def _ingest_one(
 
 
 _PROJECTION_CACHE: dict[str, tuple[str, bool]] = {}
+
+
+def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA time zone both Python and DuckDB know; else a ValueError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+        duckdb.connect().execute(f"SET TimeZone = {sql_literal(name)}").close()
+    except (ZoneInfoNotFoundError, ValueError, duckdb.Error):
+        raise ValueError(
+            f"unknown time zone {name!r}: give an IANA name such as Asia/Tokyo, "
+            "America/New_York or UTC (Etc/GMT-9 is a fixed UTC+9, with the sign reversed)"
+        ) from None
+    return name
 
 
 def _projection(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, bool]:
