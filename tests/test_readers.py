@@ -264,3 +264,19 @@ def test_gz_and_zip_read_in_place(tmp_path: Path) -> None:
     import hashlib
 
     assert by_name["wlb.json.gz"].sha256 == hashlib.sha256(gz.read_bytes()).hexdigest()
+
+
+def test_every_reader_emits_only_schema_actions_and_outcomes(tmp_path: Path) -> None:
+    """The analytics select events by action and outcome; a value outside the schema's lists
+    (a typo in a mapping, say) would hide those events from every analytic without a word."""
+    from breachtrace.schema import ACTIONS, OUTCOMES
+
+    inputs = [DATA / d for d in ("authlog", "evtx", "lanl", "mapped", "nxlog", "windows_json",
+                                 "winlogbeat", "zeek")]  # fmt: skip
+    summary, con = ingest_and_query(tmp_path / "case", *inputs, mappings=[DATA / "mapped"])
+    formats = {f.format for f in summary.files if f.status == "ingested"}
+    assert {"authlog", "evtx", "lanl_auth", "lanl_flows", "nxlog", "winlogbeat", "zeek"} <= formats
+    got = rows(con, "SELECT DISTINCT source_format, action, outcome FROM events")
+    assert {r["action"] for r in got} - set(ACTIONS) == set()
+    assert {r["outcome"] for r in got} - {*OUTCOMES, None} == set()
+    assert len({r["action"] for r in got}) >= 15  # the fixtures exercise most categories
