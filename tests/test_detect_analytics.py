@@ -463,3 +463,26 @@ def test_tamper_silence_at_the_start_of_a_case_judged_from_the_days_after(
     found = kinds(run(tmp_path / "case", "tamper"))
     silences = found.get("log_silence", [])
     assert [(f.hosts, f.first_ts, f.last_ts) for f in silences] == [(("ws7",), t(4, 13), t(5, 3))]
+
+
+def test_tamper_silence_weekends_in_a_zone_far_east_of_utc(tmp_path: Path) -> None:
+    # A domain controller in Melbourne (UTC+11) logs a logon burst at 06-09 local on weekdays,
+    # a little through the working day and a trickle at night and on weekends. Its busiest
+    # hours put its clock at UTC+14, which is also UTC-10 a day apart: read as UTC-10, each
+    # quiet Saturday morning was judged against the weekday burst and reported as a silence.
+    # The one real silence is Wednesday 09:00-13:00 local, when it logged nothing.
+    rows: list[dict[str, Any]] = []
+    weekday = {6: 100, 7: 300, 8: 200} | {h: 6 for h in range(9, 18)}
+    for day in range(21):
+        for h in range(24):
+            n = 4 if day % 7 >= 5 else weekday.get(h, 4)
+            if day == 2 and 9 <= h < 13:
+                n = 0
+            for k in range(n):
+                rows.append({"ts": t(day, h - 11, 59 * k / n), "host": "mel-dc",
+                             "event_code": 4624, "channel": "Security",
+                             "action": "logon"})  # fmt: skip
+    write_events(tmp_path / "case", rows)
+    found = kinds(run(tmp_path / "case", "tamper"))
+    silences = [(f.hosts, f.first_ts, f.last_ts) for f in found.get("log_silence", [])]
+    assert silences == [(("mel-dc",), t(2, 9 - 11), t(2, 13 - 11))]

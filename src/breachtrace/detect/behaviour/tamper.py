@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from breachtrace.detect.behaviour.common import fmt_ts, interval, like_any, make_finding, plural
-from breachtrace.detect.behaviour.entities import ensure_addresses, ensure_flows
+from breachtrace.detect.behaviour.entities import ensure_addresses, ensure_flows, ensure_hosts
 from breachtrace.detect.behaviour.registry import AnalyticResult, Run, register
 from breachtrace.schema import Finding
 
@@ -351,8 +351,14 @@ def _reversal_finding(run: Run, r: dict[str, Any]) -> Finding:
 # -- silence --------------------------------------------------------------------------------------
 def _hourly(run: Run) -> None:
     """``bt_hourly`` (events per host, channel and hour) and ``bt_host_offset``: each host's
-    local time offset, estimated as the one that puts its busiest eight hours at 09-17 local
-    (weekends are judged in local time; a Saturday morning in Tokyo is Friday night UTC)."""
+    local time offset, estimated as the one that puts its clock's busiest eight hours at 09-17
+    local (weekends are judged in local time; a Saturday morning in Tokyo is Friday night UTC).
+    A clock is the host's site from the asset inventory, else the host alone: one host's own
+    profile can mislead (a domain controller's busiest hour is the 07:00 logon burst), the
+    hours of all a site's hosts together rarely do. An estimate of 12 to 14 hours east is also
+    one of 10 to 12 hours west, a day apart: the reading with the quieter weekend is taken
+    (a Melbourne DC, UTC+11, read as UTC-10 had its Saturday mornings judged as Fridays)."""
+    ensure_hosts(run)
     run.execute(
         """
 CREATE OR REPLACE TEMP TABLE bt_hourly AS
@@ -361,20 +367,41 @@ SELECT host, channel, date_trunc('hour', ts) AS hr, count(*) AS n,
 FROM events WHERE host IS NOT NULL GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE bt_host_offset AS
-WITH profile AS (
-    SELECT host, CAST(extract('hour' FROM hr) AS INTEGER) AS h, sum(n) AS n
-    FROM bt_hourly GROUP BY ALL
+WITH clocks AS (
+    SELECT h.host, coalesce('site:' || i.site, 'host:' || h.host) AS clock
+    FROM (SELECT DISTINCT host FROM bt_hourly) h LEFT JOIN bt_hostinfo i USING (host)
+), profile AS (
+    SELECT c.clock, CAST(extract('hour' FROM b.hr) AS INTEGER) AS h, sum(b.n) AS n
+    FROM bt_hourly b JOIN clocks c USING (host) GROUP BY ALL
 ), windows AS (
-    SELECT p.host, s.start, sum(p.n) AS busy
+    SELECT p.clock, s.start, sum(p.n) AS busy
     FROM profile p, (SELECT unnest(range(24)) AS start) s
     WHERE (p.h - s.start + 24) % 24 < 8
     GROUP BY ALL
 ), best AS (
     -- equal windows: the earliest start (an arbitrary pick differs between engines and runs)
-    SELECT host, (9 - arg_max(start, busy * 24 + (23 - start)) + 48) % 24 AS shift
-    FROM windows GROUP BY host
+    SELECT clock, (9 - arg_max(start, busy * 24 + (23 - start)) + 48) % 24 AS shift
+    FROM windows GROUP BY clock
+), candidates AS (
+    -- zones run from UTC-12 to UTC+14, so a shift of 12 to 14 hours reads two ways (UTC+13 or
+    -- UTC-11): the same hours a day apart, putting the weekend on other days
+    SELECT clock, shift AS offset_hours FROM best WHERE shift <= 14
+    UNION ALL
+    SELECT clock, shift - 24 AS offset_hours FROM best WHERE shift >= 12
+), by_hour AS (
+    SELECT c.clock, b.hr, sum(b.n) AS n FROM bt_hourly b JOIN clocks c USING (host) GROUP BY ALL
+), weekends AS (
+    SELECT k.clock, k.offset_hours,
+           coalesce(sum(h.n) FILTER (WHERE isodow(h.hr + to_hours(k.offset_hours)) >= 6), 0)
+               AS weekend_n
+    FROM candidates k JOIN by_hour h USING (clock) GROUP BY ALL
+), chosen AS (
+    -- the reading whose weekend is quieter; on a tie the one nearer UTC
+    SELECT clock, arg_min(offset_hours, weekend_n * 2
+                          + CASE WHEN offset_hours > 12 THEN 1 ELSE 0 END) AS offset_hours
+    FROM weekends GROUP BY clock
 )
-SELECT host, CASE WHEN shift > 12 THEN shift - 24 ELSE shift END AS offset_hours FROM best;
+SELECT c.host, o.offset_hours FROM clocks c JOIN chosen o USING (clock);
 """
     )
 
