@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import ahocorasick
 
-from breachtrace.detect.sigma.backend import KEYWORD_FIELD, field_column
+from breachtrace.detect.sigma.columns import KEYWORD_FIELD, field_column
 from breachtrace.detect.sigma.logsources import EventSource, FieldAccess, LogsourceMap
 from breachtrace.detect.sigma.records import CompiledRule
 from breachtrace.engines.duckdb import sql_literal
