@@ -32,7 +32,7 @@ from breachtrace.case import Case
 from breachtrace.detect.sigma import correlate, scan
 from breachtrace.detect.sigma.cache import usable_cache_dir
 from breachtrace.detect.sigma.loader import LoadedRules, RuleFilter, default_rule_paths, load_rules
-from breachtrace.detect.sigma.logsources import LogsourceMap, load_logsources
+from breachtrace.detect.sigma.logsources import Logsource, LogsourceMap, load_logsources
 from breachtrace.detect.sigma.records import (
     LEVEL_SCORE,
     CompiledCorrelation,
@@ -42,6 +42,10 @@ from breachtrace.detect.sigma.records import (
 from breachtrace.engines.base import Engine, open_engine, query_errors, tuples
 from breachtrace.findings import write_findings
 from breachtrace.schema import FINDING_SCHEMA
+
+# Rows x anchored fields of a group up to which the prefilter checks texts row by row (Python
+# walks each value; ~1 us a cell)
+ROW_CHECK_CELLS = 200_000
 
 
 @dataclass
@@ -223,6 +227,8 @@ def _run(
     summary.timings["findings"] = time.perf_counter() - mark
     for group in groups:
         con.execute(f"DROP {'VIEW' if group.searches_records else 'TABLE'} IF EXISTS {group.table}")
+        if group.joins_records:
+            con.execute(f"DROP TABLE IF EXISTS {group.values_table}")
     for name in ["hunt_events", "hunt_hits", "hunt_hit_events", "hunt_classes", "hunt_rules"]:
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -232,8 +238,13 @@ def _group(
 ) -> list[scan.RuleGroup]:
     """Rules grouped by resolved logsource; only groups whose logsource covers stored events."""
     groups: dict[str, scan.RuleGroup] = {}
+    resolved: dict[tuple[str | None, str | None, str | None], Logsource | None] = {}
     for rule_no, rule in enumerate(rules):
-        logsource = mapping.resolve(rule.product, rule.category, rule.service)
+        # thousands of rules share a few dozen logsources: resolve each once
+        where = (rule.product, rule.category, rule.service)
+        if where not in resolved:
+            resolved[where] = mapping.resolve(*where)
+        logsource = resolved[where]
         if logsource is None:
             key = "/".join(v for v in (rule.product, rule.category, rule.service) if v)
             reason = f"logsource {key or '(none)'} is not mapped to stored events (see sigma_logsources.yaml)"
@@ -293,7 +304,7 @@ def _scan(
         group, batch = job
         cur = con.worker()
         try:
-            _match_isolating(cur, group, batch, failed)
+            _match_isolating(cur, group, batch, limited, failed)
         finally:
             if cur is not con:
                 cur.close()
@@ -304,7 +315,7 @@ def _scan(
         list(pool.map(extract, ordered))
         summary.timings["extract"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        runnable = _candidates(con, ordered)
+        runnable, limited = _candidates(con, ordered)
         summary.timings["prefilter"] = time.perf_counter() - mark
         jobs = [(g, b) for g in ordered for b in scan.batches(runnable[g.number])]
         summary.rules_planned = sum(len(r) for r in runnable.values())
@@ -318,36 +329,52 @@ def _scan(
 
 def _candidates(
     con: Engine, groups: list[scan.RuleGroup]
-) -> dict[int, list[tuple[int, CompiledRule]]]:
-    """Per group, the rules worth planning: those whose anchor texts occur in its events."""
+) -> tuple[dict[int, list[tuple[int, CompiledRule]]], dict[int, tuple[int, ...]]]:
+    """Per group, the rules worth planning: those whose anchor texts occur in its events; and
+    the rules limited to the few rows where their texts occur together."""
     runnable = {g.number: g.rules for g in groups}
+    limited: dict[int, tuple[int, ...]] = {}
     # Checking a text costs about what evaluating a rule's predicate on it would (both scan the
     # field's values), but over distinct values and without planning a query per rule.
-    chosen = [g for g in groups if scan.anchor_texts(g)]
+    texts = {g.number: scan.anchor_texts(g) for g in groups}
+    chosen = [(g, scan.anchored_fields(texts[g.number])) for g in groups if texts[g.number]]
     if not chosen:
-        return runnable
-    texts = {g.number: scan.anchor_texts(g) for g in chosen}
-    values: dict[int, dict[str, list[str]]] = {}
-    for grp, field_name, value in tuples(con, scan.values_sql(chosen)):
-        values.setdefault(grp, {}).setdefault(field_name, []).append(value)
-    present = {
-        g.number: scan.present_texts(texts[g.number], values.get(g.number, {})) for g in chosen
-    }
-    for group in chosen:
-        found = present.get(group.number, set())
-        runnable[group.number] = scan.candidates(group, texts[group.number], found)
-    return runnable
+        return runnable, limited
+    # Row by row where the group's table is small enough for Python to walk its values (the
+    # rules left are then also evaluated on fewer rows); else value by value.
+    tables = [(g, f) for g, f in chosen if not g.searches_records]
+    sizes = dict(tuples(con, scan.sizes_sql([g for g, _ in tables]))) if tables else {}
+    by_row = [(g, f) for g, f in tables if sizes[g.number] * len(f) <= ROW_CHECK_CELLS]
+    row_checked = {g.number for g, _ in by_row}
+    if by_row:
+        cells: dict[int, list[tuple[int, str, str]]] = {}
+        for grp, row, field_name, value in tuples(con, scan.rows_sql(by_row)):
+            cells.setdefault(grp, []).append((row, field_name, value))
+        for group, _fields in by_row:
+            found = scan.row_candidates(group, texts[group.number], cells.get(group.number, []))
+            runnable[group.number] = found.rules
+            limited.update(found.rows)
+    by_value = [(g, f) for g, f in chosen if g.number not in row_checked]
+    if by_value:
+        values: dict[int, dict[str, list[str]]] = {}
+        for grp, field_name, value in tuples(con, scan.values_sql(by_value)):
+            values.setdefault(grp, {}).setdefault(field_name, []).append(value)
+        for group, _fields in by_value:
+            present = scan.present_texts(texts[group.number], values.get(group.number, {}))
+            runnable[group.number] = scan.candidates(group, texts[group.number], present)
+    return runnable, limited
 
 
 def _match_isolating(
     cur: Engine,
     group: scan.RuleGroup,
     batch: list[tuple[int, CompiledRule]],
+    limited: dict[int, tuple[int, ...]],
     failed: dict[int, str],
 ) -> None:
     """Run a batch; if DuckDB rejects it, halve it until the failing rules are found."""
     try:
-        cur.execute(scan.match_sql(group, batch))
+        cur.execute(scan.match_sql(group, batch, limited))
     except query_errors() as exc:
         if len(batch) == 1:
             failed[batch[0][0]] = (
@@ -356,8 +383,8 @@ def _match_isolating(
             )
             return
         half = len(batch) // 2
-        _match_isolating(cur, group, batch[:half], failed)
-        _match_isolating(cur, group, batch[half:], failed)
+        _match_isolating(cur, group, batch[:half], limited, failed)
+        _match_isolating(cur, group, batch[half:], limited, failed)
 
 
 def _hit_events(con: Engine) -> None:

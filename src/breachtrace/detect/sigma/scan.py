@@ -22,7 +22,7 @@ A group is every rule sharing a resolved logsource. Its scan is three steps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import ahocorasick
@@ -56,6 +56,18 @@ class RuleGroup:
         """Whether some rule of the group searches whole records (keywords)."""
         return any(KEYWORD_FIELD in rule.fields for _, rule in self.rules)
 
+    @property
+    def joins_records(self) -> bool:
+        """Whether the group's view joins the records to a table of its other fields: a group
+        that searches records with several rules (each rule reads the view; re-parsing every
+        record's JSON per rule was most of such a group's time)."""
+        return self.searches_records and len(self.rules) > 1
+
+    @property
+    def values_table(self) -> str:
+        """Where the group's extracted field values are read from (prefilter)."""
+        return f"{self.table}_values" if self.joins_records else self.table
+
     def rule_fields(self, rule_no: int, rule: CompiledRule) -> tuple[str, ...]:
         return tuple(dict.fromkeys(rule.fields + self.extra_fields.get(rule_no, ())))
 
@@ -70,8 +82,12 @@ class RuleGroup:
 
 
 def extract_sql(group: RuleGroup, formats_of: dict[int, str], mapping: LogsourceMap) -> str:
-    """CREATE TABLE of the group's events with one column per field (see the module doc)."""
+    """CREATE TABLE (or VIEW) of the group's events with one column per field (see the module
+    doc); for a group that ``joins_records``, a table of its other fields and a view adding the
+    records."""
     names, lower = group.fields()
+    if group.joins_records:
+        names = [n for n in names if n != KEYWORD_FIELD]
     branches: list[str] = []
     ctes: list[str] = []
     for index, source in enumerate(group.sources):
@@ -87,14 +103,29 @@ def extract_sql(group: RuleGroup, formats_of: dict[int, str], mapping: Logsource
         f"lower({field_column(f)}) AS {field_column(f, lower=True)}" for f in names if f in lower
     ]
     union = " UNION ALL BY NAME ".join(branches)
+    select = ", ".join(["*", *lowered])
+    if group.joins_records:
+        # Records are all distinct and the widest thing there is: not copied, joined by row id
+        # (eid) to the one extraction of the other fields.
+        records = [f"e.raw AS {field_column(KEYWORD_FIELD)}"]
+        if KEYWORD_FIELD in lower:
+            records.append(f"lower(e.raw) AS {field_column(KEYWORD_FIELD, lower=True)}")
+        return (
+            f"CREATE OR REPLACE TABLE {group.values_table} AS WITH {', '.join(ctes)} "
+            f"SELECT {select} FROM (SELECT *, [eid] AS eids FROM ({union}));\n"
+            f"CREATE OR REPLACE VIEW {group.table} AS SELECT x.*, {', '.join(records)} "
+            f"FROM {group.values_table} x JOIN hunt_events e ON e.rowid = x.eid"
+        )
     if group.searches_records:
-        # Records are all distinct and the widest thing there is: neither grouped nor copied;
-        # the group is a view, its few other fields re-read by each batch that needs them.
+        # One rule reads the records once: a view, neither grouped nor copied.
         distinct, kind = f"SELECT * EXCLUDE (eid), [eid] AS eids FROM ({union})", "VIEW"
     else:
-        distinct = f"SELECT * EXCLUDE (eid), list(eid) AS eids FROM ({union}) GROUP BY ALL"
+        # first_eid names a row for the prefilter (rows hold disjoint events)
+        distinct = (
+            f"SELECT * EXCLUDE (eid), list(eid) AS eids, min(eid) AS first_eid "
+            f"FROM ({union}) GROUP BY ALL"
+        )
         kind = "TABLE"
-    select = ", ".join(["*", *lowered])
     return (
         f"CREATE OR REPLACE {kind} {group.table} AS WITH {', '.join(ctes)} "
         f"SELECT {select} FROM ({distinct})"
@@ -188,31 +219,68 @@ def anchor_texts(group: RuleGroup) -> list[tuple[str, str]]:
     texts: dict[tuple[str, str], None] = {}
     for _no, rule in group.rules:
         for clause in rule.anchors or ():
-            texts.update(dict.fromkeys(a for a in clause if a[0] != KEYWORD_FIELD))
+            for anchor in clause:
+                if anchor[0] != KEYWORD_FIELD:
+                    texts[anchor] = None
     return list(texts)
 
 
-def anchored_fields(group: RuleGroup) -> list[str]:
-    return sorted({f for f, _ in anchor_texts(group)})
+def anchored_fields(texts: list[tuple[str, str]]) -> list[str]:
+    return sorted({f for f, _ in texts})
 
 
-def values_sql(groups: list[RuleGroup]) -> str:
+def _lowered_values(group: RuleGroup, fields: list[str]) -> tuple[str, str]:
+    names = ", ".join(sql_literal(f) for f in fields)
+    columns = ", ".join(f"lower(CAST({field_column(f)} AS VARCHAR))" for f in fields)
+    return f"unnest([{names}]) AS field", f"unnest([{columns}]) AS value"
+
+
+def rows_sql(groups: list[tuple[RuleGroup, list[str]]]) -> str:
+    """SELECT (group number, row, field, lower-cased value) of the given groups' anchored
+    fields, one row per non-null value of each of their rows (``first_eid`` names a row)."""
+    parts = []
+    for group, fields in groups:
+        field, value = _lowered_values(group, fields)
+        parts.append(
+            f"SELECT {group.number} AS grp, first_eid AS row, {field}, {value} FROM {group.table}"
+        )
+    return f"SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE value IS NOT NULL"
+
+
+def sizes_sql(groups: list[RuleGroup]) -> str:
+    """SELECT (group number, rows) of the given groups' tables."""
+    return " UNION ALL ".join(
+        f"SELECT {g.number} AS grp, count(*) AS n FROM {g.table}" for g in groups
+    )
+
+
+def values_sql(groups: list[tuple[RuleGroup, list[str]]]) -> str:
     """SELECT the distinct lower-cased (group number, field, value) of the fields that carry
     anchor texts: the aggregate the prefilter searches. One pass per group reads all of its
     anchored fields (a group that searches records is a view: each pass re-parses them)."""
-    values = []
-    for group in groups:
-        fields = anchored_fields(group)
-        names = ", ".join(sql_literal(f) for f in fields)
-        columns = ", ".join(f"lower(CAST({field_column(f)} AS VARCHAR))" for f in fields)
-        values.append(
-            f"SELECT {group.number} AS grp, unnest([{names}]) AS field, "
-            f"unnest([{columns}]) AS value FROM {group.table}"
-        )
+    parts = []
+    for group, fields in groups:
+        field, value = _lowered_values(group, fields)
+        parts.append(f"SELECT {group.number} AS grp, {field}, {value} FROM {group.values_table}")
     return (
-        f"SELECT DISTINCT grp, field, value FROM ({' UNION ALL '.join(values)}) "
+        f"SELECT DISTINCT grp, field, value FROM ({' UNION ALL '.join(parts)}) "
         "WHERE value IS NOT NULL"
     )
+
+
+def _automata(texts: list[tuple[str, str]]) -> dict[str, ahocorasick.Automaton]:
+    """One Aho-Corasick automaton per field over its texts, each text's value the indices of
+    the (field, text) anchors it stands for."""
+    words: dict[str, dict[str, list[int]]] = {}  # field -> text -> anchor indices
+    for n, (name, text) in enumerate(texts):
+        words.setdefault(name, {}).setdefault(text, []).append(n)
+    automata: dict[str, ahocorasick.Automaton] = {}
+    for name, numbers in words.items():
+        automaton = automata[name] = ahocorasick.Automaton()
+        for text, ns in numbers.items():
+            automaton.add_word(text, tuple(ns))
+        automaton.make_automaton()
+    return automata
 
 
 def present_texts(texts: list[tuple[str, str]], values: dict[str, list[str]]) -> set[int]:
@@ -221,17 +289,10 @@ def present_texts(texts: list[tuple[str, str]], values: dict[str, list[str]]) ->
     One Aho-Corasick automaton per field scans each distinct value once for all of its texts;
     a join of texts by values with ``contains`` costs texts x values.
     """
-    by_field: dict[str, list[int]] = {}
-    for n, (name, _text) in enumerate(texts):
-        by_field.setdefault(name, []).append(n)
     found: set[int] = set()
-    for name, numbers in by_field.items():
-        automaton = ahocorasick.Automaton()
-        for n in numbers:
-            text = texts[n][1]
-            automaton.add_word(text, (*automaton.get(text, ()), n))
-        automaton.make_automaton()
-        wanted, seen = len(numbers), set()
+    for name, automaton in _automata(texts).items():
+        wanted = len({n for hits in automaton.values() for n in hits})
+        seen: set[int] = set()
         for value in values.get(name, ()):
             for _end, hits in automaton.iter(value):
                 seen.update(hits)
@@ -254,16 +315,80 @@ def candidates(
     ]  # fmt: skip
 
 
-def match_sql(group: RuleGroup, batch: Sequence[tuple[int, CompiledRule]]) -> str:
-    """INSERT the hits of a batch of the group's rules: (rule_no, eid, fields as JSON)."""
+# A rule whose anchors co-occur in at most this many rows is matched on those rows only (an IN
+# list costs planning; evaluating a rule on a row costs about a microsecond).
+ROW_FILTER_MAX = 32
+
+
+@dataclass
+class RowCandidates:
+    """The rules of a group that can match some row, and the rows some of them are limited to."""
+
+    rules: list[tuple[int, CompiledRule]]
+    rows: dict[int, tuple[int, ...]]  # rule_no -> the only rows (first_eid) it can match
+
+
+def row_candidates(
+    group: RuleGroup, texts: list[tuple[str, str]], cells: list[tuple[int, str, str]]
+) -> RowCandidates:
+    """The group's rules whose anchor clauses all hold in one same row (a rule matches an event
+    only where each clause has a text in that event's values), from its (row, field, lower-cased
+    value) cells. Sharper than ``candidates``: texts present in different events do not count."""
+    automata = _automata(texts)
+    seen: dict[tuple[str, str], tuple[int, ...]] = {}  # (field, value) -> anchors in it
+    rows_with: dict[int, set[int]] = {}  # anchor index -> rows where it occurs
+    for row, name, value in cells:
+        key = (name, value)
+        hits = seen.get(key)
+        if hits is None:
+            automaton = automata.get(name)
+            hits = seen[key] = (
+                tuple({n for _end, ns in automaton.iter(value) for n in ns}) if automaton else ()
+            )
+        for n in hits:
+            rows_with.setdefault(n, set()).add(row)
+    rows_of = {texts[n]: rows for n, rows in rows_with.items()}  # present anchors only
+    kept: list[tuple[int, CompiledRule]] = []
+    limited: dict[int, tuple[int, ...]] = {}
+    for no, rule in group.rules:
+        possible: set[int] | None = None  # None: every row
+        for clause in rule.anchors or ():
+            if any(a[0] == KEYWORD_FIELD for a in clause):
+                continue  # keywords are not checked: the clause may hold anywhere
+            present = [rows_of[a] for a in clause if a in rows_of]
+            if not present:
+                possible = set()
+                break
+            rows = present[0].union(*present[1:]) if len(present) > 1 else present[0]
+            possible = rows if possible is None else possible & rows
+            if not possible:
+                break
+        if possible is None:
+            kept.append((no, rule))
+        elif possible:
+            kept.append((no, rule))
+            if len(possible) <= ROW_FILTER_MAX:
+                limited[no] = tuple(sorted(possible))
+    return RowCandidates(kept, limited)
+
+
+def match_sql(
+    group: RuleGroup,
+    batch: Sequence[tuple[int, CompiledRule]],
+    rows: Mapping[int, tuple[int, ...]] | None = None,
+) -> str:
+    """INSERT the hits of a batch of the group's rules: (rule_no, eid, fields as JSON); a rule
+    with ``rows`` (first_eid values, see ``row_candidates``) is evaluated on those rows only."""
     selects = []
     for rule_no, rule in batch:
+        only = (rows or {}).get(rule_no)
+        where = f"first_eid IN ({', '.join(map(str, only))}) AND ({rule.sql})" if only else rule.sql
         shown = [f for f in group.rule_fields(rule_no, rule) if f != KEYWORD_FIELD]
         pairs = ", ".join(f"{sql_literal(f)}, {field_column(f)}" for f in shown)
         fields = f"CAST(json_object({pairs}) AS VARCHAR)" if pairs else "'{}'"
         selects.append(
             f"SELECT {rule_no} AS rule_no, unnest(eids) AS eid, {fields} AS fields "
-            f"FROM {group.table} WHERE {rule.sql}"
+            f"FROM {group.table} WHERE {where}"
         )
     return "INSERT INTO hunt_hits " + " UNION ALL ".join(selects)
 
