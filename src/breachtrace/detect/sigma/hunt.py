@@ -43,9 +43,9 @@ from breachtrace.engines.base import Engine, open_engine, query_errors, tuples
 from breachtrace.findings import write_findings
 from breachtrace.schema import FINDING_SCHEMA
 
-# Rows x anchored fields of a group up to which the prefilter checks texts row by row (Python
-# walks each value; ~1 us a cell)
-ROW_CHECK_CELLS = 200_000
+# Rows of a group's table up to which the prefilter checks texts row by row (Python walks each
+# non-null anchored value, ~1 us each; most of a row's fields are null)
+ROW_CHECK_ROWS = 20_000
 
 
 @dataclass
@@ -343,8 +343,10 @@ def _candidates(
     # Row by row where the group's table is small enough for Python to walk its values (the
     # rules left are then also evaluated on fewer rows); else value by value.
     tables = [(g, f) for g, f in chosen if not g.searches_records]
-    sizes = dict(tuples(con, scan.sizes_sql([g for g, _ in tables]))) if tables else {}
-    by_row = [(g, f) for g, f in tables if sizes[g.number] * len(f) <= ROW_CHECK_CELLS]
+    # a table has at most a row per event: count rows only where that bound is too high
+    large = [g for g, _ in tables if g.events > ROW_CHECK_ROWS]
+    sizes = dict(tuples(con, scan.sizes_sql(large))) if large else {}
+    by_row = [(g, f) for g, f in tables if sizes.get(g.number, g.events) <= ROW_CHECK_ROWS]
     row_checked = {g.number for g, _ in by_row}
     if by_row:
         cells: dict[int, list[tuple[int, str, str]]] = {}
