@@ -27,12 +27,12 @@ def test_clauses_must_hold_in_one_same_row() -> None:
     apart = _group(both, either)
     texts = scan.anchor_texts(apart)
     # row 1 has the image, row 2 the command line: never both in one event
-    cells = [(1, "Image", "c:\\bin\\tool.exe"), (2, "CommandLine", "run -secret now"),
-             (2, "Image", "c:\\bin\\other.exe")]  # fmt: skip
-    found = scan.row_candidates(apart, texts, cells)
+    values = [("Image", "c:\\bin\\tool.exe", [1]), ("CommandLine", "run -secret now", [2]),
+              ("Image", "c:\\bin\\other.exe", [2])]  # fmt: skip
+    found = scan.row_candidates(apart, texts, values)
     assert [no for no, _ in found.rules] == [1]  # the group-level check would keep both
     assert found.rows == {1: (1, 2)}
-    together = [*cells, (3, "Image", "d:\\tool.exe"), (3, "CommandLine", "x -secret")]
+    together = [*values, ("Image", "d:\\tool.exe", [3]), ("CommandLine", "x -secret", [3])]
     found = scan.row_candidates(apart, texts, together)
     assert [no for no, _ in found.rules] == [0, 1]
     assert found.rows == {0: (3,), 1: (1, 2, 3)}
@@ -43,7 +43,7 @@ def test_rules_without_usable_anchors_are_kept_on_every_row() -> None:
     keyword = _rule("keyword", (((KEYWORD_FIELD, "mimikatz"),), (("Image", "\\x.exe"),)))
     absent = _rule("absent", ((("Image", "\\nowhere.exe"),),))
     group = _group(unknown, keyword, absent)
-    found = scan.row_candidates(group, scan.anchor_texts(group), [(7, "Image", "c:\\x.exe")])
+    found = scan.row_candidates(group, scan.anchor_texts(group), [("Image", "c:\\x.exe", [7])])
     assert [no for no, _ in found.rules] == [0, 1]
     assert found.rows == {1: (7,)}  # the keyword clause is not checked, the other one is
 
@@ -51,8 +51,8 @@ def test_rules_without_usable_anchors_are_kept_on_every_row() -> None:
 def test_many_rows_are_not_listed() -> None:
     wide = _rule("wide", ((("Image", ".exe"),),))
     group = _group(wide)
-    cells = [(row, "Image", f"c:\\p{row}.exe") for row in range(scan.ROW_FILTER_MAX + 1)]
-    found = scan.row_candidates(group, scan.anchor_texts(group), cells)
+    values = [("Image", "c:\\p.exe", list(range(scan.ROW_FILTER_MAX + 1)))]
+    found = scan.row_candidates(group, scan.anchor_texts(group), values)
     assert [no for no, _ in found.rules] == [0] and found.rows == {}
 
 

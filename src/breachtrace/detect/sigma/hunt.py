@@ -349,9 +349,9 @@ def _candidates(
     by_row = [(g, f) for g, f in tables if sizes.get(g.number, g.events) <= ROW_CHECK_ROWS]
     row_checked = {g.number for g, _ in by_row}
     if by_row:
-        cells: dict[int, list[tuple[int, str, str]]] = {}
-        for grp, row, field_name, value in tuples(con, scan.rows_sql(by_row)):
-            cells.setdefault(grp, []).append((row, field_name, value))
+        cells: dict[int, list[tuple[str, str, list[int]]]] = {}
+        for grp, field_name, value, rows in tuples(con, scan.rows_sql(by_row)):
+            cells.setdefault(grp, []).append((field_name, value, rows))
         for group, _fields in by_row:
             found = scan.row_candidates(group, texts[group.number], cells.get(group.number, []))
             runnable[group.number] = found.rules

@@ -263,15 +263,19 @@ def _lowered_values(group: RuleGroup, fields: list[str]) -> tuple[str, str]:
 
 
 def rows_sql(groups: list[tuple[RuleGroup, list[str]]]) -> str:
-    """SELECT (group number, row, field, lower-cased value) of the given groups' anchored
-    fields, one row per non-null value of each of their rows (``first_eid`` names a row)."""
+    """SELECT (group number, field, lower-cased value, rows having it) of the given groups'
+    anchored fields, over their non-null values (``first_eid`` names a row): Python then
+    searches each distinct value once."""
     parts = []
     for group, fields in groups:
         field, value = _lowered_values(group, fields)
         parts.append(
             f"SELECT {group.number} AS grp, first_eid AS row, {field}, {value} FROM {group.table}"
         )
-    return f"SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE value IS NOT NULL"
+    return (
+        f"SELECT grp, field, value, list(row) AS rows FROM ({' UNION ALL '.join(parts)}) "
+        "WHERE value IS NOT NULL GROUP BY ALL"
+    )
 
 
 def sizes_sql(groups: list[RuleGroup]) -> str:
@@ -356,24 +360,20 @@ class RowCandidates:
 
 
 def row_candidates(
-    group: RuleGroup, texts: list[tuple[str, str]], cells: list[tuple[int, str, str]]
+    group: RuleGroup, texts: list[tuple[str, str]], values: list[tuple[str, str, list[int]]]
 ) -> RowCandidates:
     """The group's rules whose anchor clauses all hold in one same row (a rule matches an event
-    only where each clause has a text in that event's values), from its (row, field, lower-cased
-    value) cells. Sharper than ``candidates``: texts present in different events do not count."""
+    only where each clause has a text in that event's values), from its (field, lower-cased
+    value, rows having it). Sharper than ``candidates``: texts in different events do not
+    count."""
     automata = _automata(texts)
-    seen: dict[tuple[str, str], tuple[int, ...]] = {}  # (field, value) -> anchors in it
     rows_with: dict[int, set[int]] = {}  # anchor index -> rows where it occurs
-    for row, name, value in cells:
-        key = (name, value)
-        hits = seen.get(key)
-        if hits is None:
-            automaton = automata.get(name)
-            hits = seen[key] = (
-                tuple({n for _end, ns in automaton.iter(value) for n in ns}) if automaton else ()
-            )
-        for n in hits:
-            rows_with.setdefault(n, set()).add(row)
+    for name, value, rows in values:
+        automaton = automata.get(name)
+        if automaton is None:
+            continue
+        for n in {n for _end, ns in automaton.iter(value) for n in ns}:
+            rows_with.setdefault(n, set()).update(rows)
     rows_of = {texts[n]: rows for n, rows in rows_with.items()}  # present anchors only
     kept: list[tuple[int, CompiledRule]] = []
     limited: dict[int, tuple[int, ...]] = {}
