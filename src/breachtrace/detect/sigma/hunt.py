@@ -200,6 +200,7 @@ def _run(
     )
     _load_events(con, needed)
     con.execute("CREATE OR REPLACE TABLE hunt_hits (rule_no INTEGER, eid BIGINT, fields VARCHAR)")
+    con.execute("CREATE OR REPLACE TABLE hunt_matches (rule_no INTEGER, first_eid BIGINT)")
     summary.timings["events"] = time.perf_counter() - began
     formats_of = {row[0]: row[1] for row in classes}
     failed = _scan(con, groups, formats_of, mapping, say, threads, summary)
@@ -229,7 +230,8 @@ def _run(
         con.execute(f"DROP {'VIEW' if group.searches_records else 'TABLE'} IF EXISTS {group.table}")
         if group.joins_records:
             con.execute(f"DROP TABLE IF EXISTS {group.values_table}")
-    for name in ["hunt_events", "hunt_hits", "hunt_hit_events", "hunt_classes", "hunt_rules"]:
+    for name in ["hunt_events", "hunt_hits", "hunt_matches", "hunt_hit_events", "hunt_classes",
+                 "hunt_rules"]:  # fmt: skip
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -309,6 +311,15 @@ def _scan(
             if cur is not con:
                 cur.close()
 
+    def fields(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
+        group, matched = job
+        cur = con.worker()
+        try:
+            cur.execute(scan.fields_sql(group, matched))
+        finally:
+            if cur is not con:
+                cur.close()
+
     ordered = sorted(groups, key=lambda g: -g.events * len(g.rules))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         mark = time.perf_counter()
@@ -323,8 +334,22 @@ def _scan(
             f"(the others' texts occur in no event) in {len(jobs)} batches")  # fmt: skip
         mark = time.perf_counter()
         list(pool.map(match, jobs))
+        list(pool.map(fields, _matched(con, ordered)))
         summary.timings["match"] = time.perf_counter() - mark
     return failed
+
+
+def _matched(
+    con: Engine, groups: list[scan.RuleGroup]
+) -> list[tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]]:
+    """Per table group, its rules with rows in hunt_matches."""
+    matched = {row[0] for row in tuples(con, "SELECT DISTINCT rule_no FROM hunt_matches")}
+    jobs = []
+    for group in groups:
+        rules = [(no, rule) for no, rule in group.rules if no in matched]
+        if rules and not group.searches_records:
+            jobs.append((group, rules))
+    return jobs
 
 
 def _candidates(
