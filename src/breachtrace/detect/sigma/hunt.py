@@ -9,9 +9,9 @@ The work, all SQL in DuckDB over the case store:
    ``raw`` column is decompressed once, not once per group (memory: about their size);
 4. per group, extract the fields its rules read, once per distinct combination of values
    (``scan.py``);
-5. skip the rules whose necessary texts (``anchors``, from the backend) occur in no event of
-   their group, in one query for all groups: planning costs ~1 ms a rule, which on a small
-   case is most of the work;
+5. skip the rules whose necessary texts (``anchors``, from the backend) cannot occur together
+   in one event of their group, and limit those whose texts occur together in a few events to
+   those: planning costs ~1-2 ms a rule, which on a small case is most of the work;
 6. match the remaining rules in batches on a thread pool, one DuckDB cursor each, so every
    core works; a batch DuckDB rejects is split until the failing rule is found and reported;
 7. run correlation rules over the hits (``correlate.py``) and write the findings set "sigma".

@@ -6,18 +6,22 @@ A group is every rule sharing a resolved logsource. Its scan is three steps:
 1. *extract*: one ``CREATE TABLE`` over the hunt's events holding the value of every field any
    of the group's rules reads (``"v:F"``) and, where needed, its lower-cased copy (``"l:F"``),
    once per *distinct* combination of those values, with the list of events (``eids``) that
-   have it: events repeat (the same process opening the same handle thousands of times), and
-   a rule need only be evaluated once per combination. Each (event source, source format) pair
-   is one branch; each branch parses a record once with a single multi-path
-   ``json_extract_string(raw, [paths])`` in a MATERIALIZED CTE, so no field is extracted twice
-   (inlined CTEs would re-parse per use). A group with keyword rules is a view instead: its
-   records are unique and large, so copying them would cost more than re-reading.
-2. *prefilter* (one query for all groups): which of the rules' anchor texts (see
-   ``backend.rule_anchors``) occur in the group's distinct lower-cased values; a rule whose
-   anchors are absent cannot match and is never planned.
+   have it and the first of them naming the row (``first_eid``): events repeat (the same
+   process opening the same handle thousands of times), and a rule need only be evaluated once
+   per combination. Each (event source, source format) pair is one branch; each branch parses a
+   record once with a single multi-path ``json_extract_string(raw, [paths])`` in a MATERIALIZED
+   CTE, so no field is extracted twice (inlined CTEs would re-parse per use). A group with
+   keyword rules searches whole records, which are unique and large: with one rule it is a view
+   over the records, with more a table of its other fields and a view joining the records to it.
+2. *prefilter*: which of the rules' anchor texts (see ``backend.rule_anchors``) occur in the
+   group's lower-cased values. A rule whose anchor clauses cannot all hold in one same row
+   (event) is never planned, and one whose clauses hold together in at most ``ROW_FILTER_MAX``
+   rows is evaluated on those rows only. Groups too large for that row check, and views, are
+   checked value by value (a rule whose anchors occur nowhere is skipped).
 3. *match*: ``INSERT INTO hunt_matches`` one ``UNION ALL`` of per-rule ``SELECT ... WHERE <rule>``
    over that table, for a batch of rules at a time (one statement per rule would pay DuckDB's
-   planning once per rule; one statement for a thousand rules is slow to plan too).
+   planning once per rule; one statement for a thousand rules is slow to plan too); then, for
+   the rules that matched, their events and fields into ``hunt_hits`` (``fields_sql``).
 """
 
 from __future__ import annotations
