@@ -433,18 +433,27 @@ def _register_rules(
     output: list[bool],
     mapping: LogsourceMap,
 ) -> None:
-    metas = [r.meta for r in rules]
+    """The rules that hit, as ``hunt_rules`` (the findings' titles, levels, tags...): the few
+    that matched rather than every rule loaded."""
+    numbers = sorted(row[0] for row in tuples(con, "SELECT DISTINCT rule_no FROM hunt_hits"))
+    metas = [rules[no].meta for no in numbers]
+    text = pa.string()
     table = pa.table({
-        "rule_no": pa.array(range(len(rules)), pa.int32()),
-        "rule_id": [m.rule_id for m in metas],
-        "title": [m.title for m in metas],
-        "severity": [m.level if m.level in LEVEL_SCORE else "informational" for m in metas],
-        "score": [LEVEL_SCORE.get(m.level, 0.1) for m in metas],
-        "techniques": pa.array([list(m.techniques) for m in metas], pa.list_(pa.string())),
-        "tags": pa.array([list(m.tags) for m in metas], pa.list_(pa.string())),
-        "file": [m.file for m in metas],
-        "logsource": ["/".join(v for v in (r.product, r.category, r.service) if v) for r in rules],
-        "output": pa.array(output, pa.bool_()),
+        "rule_no": pa.array(numbers, pa.int32()),
+        "rule_id": pa.array([m.rule_id for m in metas], text),
+        "title": pa.array([m.title for m in metas], text),
+        "severity": pa.array(
+            [m.level if m.level in LEVEL_SCORE else "informational" for m in metas], text
+        ),
+        "score": pa.array([LEVEL_SCORE.get(m.level, 0.1) for m in metas], pa.float64()),
+        "techniques": pa.array([list(m.techniques) for m in metas], pa.list_(text)),
+        "tags": pa.array([list(m.tags) for m in metas], pa.list_(text)),
+        "file": pa.array([m.file for m in metas], text),
+        "logsource": pa.array([
+            "/".join(v for v in (r.product, r.category, r.service) if v)
+            for r in (rules[no] for no in numbers)
+        ], text),
+        "output": pa.array([output[no] for no in numbers], pa.bool_()),
     })  # fmt: skip
     con.register("hunt_rules_arrow", table)
     con.create_table("hunt_rules", "SELECT * FROM hunt_rules_arrow")
