@@ -17,16 +17,20 @@
 
 Prints one table. Needs ../shared/corpus; work files go to --workdir (default: a temp dir).
 
-Measured on the 2-core development machine (shared with other jobs, load ~1.6-2.5), 2,407
-rules of rules/windows, cache warm unless noted:
+Measured on the 2-core development machine (shared with other jobs; load noted), 2,407 rules
+of rules/windows, cache warm unless noted (see docs/hunting.md for the previous code, measured
+back to back):
 
-    corpus       events     compile cold/cached  ingest  hunt     events/s  baseline  speedup
-    evtx-mitre   10,011     4.4 s / 0.19 s       1.0 s   1.6 s    6,300     14.3 s    9x
-    otrf x13     1,004,354  5.3 s / 0.20 s       23.2 s  18.3 s   54,800    ~480 s    ~26x
+    corpus       load  events     compile cold/cached  ingest  hunt     events/s  baseline  speedup
+    evtx-mitre   ~0.5  10,011     6.6 s / 0.14 s       1.2 s   1.26 s   7,900     18.3 s    15x
+    evtx-mitre   ~4    10,011     23.0 s / 0.25 s      2.1 s   2.71 s   3,700     33.2 s    12x
+    otrf x3      ~0.5  231,774    6.3 s / 0.15 s       4.3 s   3.1 s    74,900    ~154 s    ~50x
+    otrf x13     4-9   1,004,354  22.5 s / 0.30 s      44.6 s  27.9 s   36,000    ~1,210 s  ~43x
 
-The small corpus is dominated by fixed costs (planning SQL, ~1 ms a rule; one keyword rule
-scanning every record); the large one by that keyword rule's scan of 2 GB of records (RE2,
-~350 MB/s) and by copying the records into memory once.
+The small corpus is dominated by fixed costs (DuckDB planning of the ~280 rules whose texts
+occur together in some event, ~1-2 ms a rule; the Security group's 80-field extraction); the
+large one by the keyword rule's scan of every record (RE2) and by copying the records into
+memory once. The naive baseline varies by a third between runs: compare hunt times.
 """
 
 from __future__ import annotations

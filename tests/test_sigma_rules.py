@@ -3,12 +3,14 @@ the compiled-rule cache; the default rules directory; the backend's SQL."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 from sigma.collection import SigmaCollection
 
-from breachtrace.detect.sigma import NoRulesConfigured, default_rule_paths, hunt
+from breachtrace.detect.sigma import NoRulesConfigured, cache, default_rule_paths, hunt, loader
 from breachtrace.detect.sigma.backend import DuckDBSigmaBackend, field_column
 from breachtrace.detect.sigma.loader import RuleFilter, load_rules
 from breachtrace.detect.sigma.records import RuleMeta
@@ -79,6 +81,48 @@ def test_cache_skips_pysigma_and_notices_changes(tmp_path: Path) -> None:
     (rules / "good.yml").write_text(GOOD.replace("cmd.exe", "net.exe"))
     third = load_rules([rules], cache_dir=tmp_path / "cache")
     assert third.from_cache == 1 and "net.exe" in third.rules[0].sql
+
+
+def test_rule_set_snapshot_trusts_unchanged_files_and_notices_edits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = write_rules(tmp_path / "rules", {"good": GOOD, "syntax": SYNTAX_ERROR})
+    time.sleep(0.05)  # the snapshot is written a clock tick after the files changed
+    monkeypatch.setattr(cache, "RACY_NS", 0)
+    first = load_rules([rules], cache_dir=tmp_path / "cache")
+    assert first.from_cache == 0
+    with monkeypatch.context() as patched:  # unchanged files are neither read nor hashed
+        patched.setattr(loader, "file_digest", _must_not_hash)
+        second = load_rules([rules], cache_dir=tmp_path / "cache")
+    assert second.from_cache == 2
+    assert second.rules == first.rules and second.skipped == first.skipped
+    # the same size and modification time (as a tool copying times leaves them): the change
+    # time still moves, so the file is read again and recompiled
+    good = rules / "good.yml"
+    before = good.stat()
+    good.write_text(GOOD.replace("cmd.exe", "net.exe"))
+    os.utime(good, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert good.stat().st_size == before.st_size
+    third = load_rules([rules], cache_dir=tmp_path / "cache")
+    assert third.from_cache == 1 and "net.exe" in third.rules[0].sql
+    (rules / "syntax.yml").unlink()
+    fourth = load_rules([rules], cache_dir=tmp_path / "cache")
+    assert fourth.from_cache == 1 and fourth.skipped == [] and fourth.rules == third.rules
+
+
+def test_rule_set_snapshot_does_not_trust_racy_files(tmp_path: Path) -> None:
+    snapshot = cache.RuleSetSnapshot(tmp_path, "", ["rules"])
+    state = cache.FileState(size=10, mtime_ns=5 * 10**9, ctime_ns=5 * 10**9, inode=1)
+    snapshot.entries["a.yml"] = cache.SnapshotEntry("a.yml", state, "digest", [])
+    snapshot.written_ns = state.ctime_ns + cache.RACY_NS + 1
+    assert snapshot.trusted("a.yml", state) is not None
+    snapshot.written_ns = state.ctime_ns + cache.RACY_NS // 2  # changed just before: unproven
+    assert snapshot.trusted("a.yml", state) is None
+    assert snapshot.items("a.yml", "digest") == [] and snapshot.items("a.yml", "other") is None
+
+
+def _must_not_hash(data: bytes) -> str:
+    raise AssertionError("an unchanged rule file was read and hashed")
 
 
 def test_cache_is_keyed_by_placeholder_values(tmp_path: Path) -> None:

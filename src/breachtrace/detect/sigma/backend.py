@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Any, ClassVar
 
 from sigma.conditions import (
@@ -57,27 +56,17 @@ from sigma.types import (
     TimestampPart,
 )
 
-# Bump when the SQL this backend emits changes: compiled rules cached by older versions are redone.
-BACKEND_VERSION = f"bt-duckdb-10/pysigma-{version('pySigma')}"
-KEYWORD_FIELD = "@raw"
+from breachtrace.detect.sigma.columns import (  # noqa: F401 (re-exported: the backend's names)
+    BACKEND_VERSION,
+    KEYWORD_FIELD,
+    field_column,
+    sql_string,
+)
+
 # An OR of this many or more plain string matches on one field becomes one regular expression:
 # RE2 scans the value once for all of them (measured: 2x faster at 20, slower below ~8).
 MERGE_AS_REGEX = 12
 _RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
-
-
-def field_column(field: str, *, lower: bool = False) -> str:
-    """The quoted column holding a Sigma field's value (or its lower-cased value).
-
-    DuckDB identifiers are case-insensitive, Sigma field names are not, so upper-case letters
-    are spelled ``^x``: ``CommandLine`` -> ``"v:^command^line"``.
-    """
-    spelled = "".join("^" + c.lower() if c.isupper() else c for c in field).replace('"', '""')
-    return f'"{"l" if lower else "v"}:{spelled}"'
-
-
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass

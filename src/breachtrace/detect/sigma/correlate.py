@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from breachtrace.detect.sigma.backend import sql_string
+from breachtrace.detect.sigma.columns import sql_string
 from breachtrace.detect.sigma.records import LEVEL_SCORE, CompiledCorrelation, CompiledRule
 from breachtrace.detect.sigma.scan import RuleGroup
 from breachtrace.engines.base import Engine

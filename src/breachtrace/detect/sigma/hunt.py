@@ -9,9 +9,9 @@ The work, all SQL in DuckDB over the case store:
    ``raw`` column is decompressed once, not once per group (memory: about their size);
 4. per group, extract the fields its rules read, once per distinct combination of values
    (``scan.py``);
-5. skip the rules whose necessary texts (``anchors``, from the backend) occur in no event of
-   their group, in one query for all groups: planning costs ~1 ms a rule, which on a small
-   case is most of the work;
+5. skip the rules whose necessary texts (``anchors``, from the backend) cannot occur together
+   in one event of their group, and limit those whose texts occur together in a few events to
+   those: planning costs ~1-2 ms a rule, which on a small case is most of the work;
 6. match the remaining rules in batches on a thread pool, one DuckDB cursor each, so every
    core works; a batch DuckDB rejects is split until the failing rule is found and reported;
 7. run correlation rules over the hits (``correlate.py``) and write the findings set "sigma".
@@ -32,7 +32,7 @@ from breachtrace.case import Case
 from breachtrace.detect.sigma import correlate, scan
 from breachtrace.detect.sigma.cache import usable_cache_dir
 from breachtrace.detect.sigma.loader import LoadedRules, RuleFilter, default_rule_paths, load_rules
-from breachtrace.detect.sigma.logsources import LogsourceMap, load_logsources
+from breachtrace.detect.sigma.logsources import Logsource, LogsourceMap, load_logsources
 from breachtrace.detect.sigma.records import (
     LEVEL_SCORE,
     CompiledCorrelation,
@@ -42,6 +42,10 @@ from breachtrace.detect.sigma.records import (
 from breachtrace.engines.base import Engine, open_engine, query_errors, tuples
 from breachtrace.findings import write_findings
 from breachtrace.schema import FINDING_SCHEMA
+
+# Rows of a group's table up to which the prefilter checks texts row by row (Python walks each
+# non-null anchored value, ~1 us each; most of a row's fields are null)
+ROW_CHECK_ROWS = 20_000
 
 
 @dataclass
@@ -196,6 +200,7 @@ def _run(
     )
     _load_events(con, needed)
     con.execute("CREATE OR REPLACE TABLE hunt_hits (rule_no INTEGER, eid BIGINT, fields VARCHAR)")
+    con.execute("CREATE OR REPLACE TABLE hunt_matches (rule_no INTEGER, first_eid BIGINT)")
     summary.timings["events"] = time.perf_counter() - began
     formats_of = {row[0]: row[1] for row in classes}
     failed = _scan(con, groups, formats_of, mapping, say, threads, summary)
@@ -223,7 +228,10 @@ def _run(
     summary.timings["findings"] = time.perf_counter() - mark
     for group in groups:
         con.execute(f"DROP {'VIEW' if group.searches_records else 'TABLE'} IF EXISTS {group.table}")
-    for name in ["hunt_events", "hunt_hits", "hunt_hit_events", "hunt_classes", "hunt_rules"]:
+        if group.joins_records:
+            con.execute(f"DROP TABLE IF EXISTS {group.values_table}")
+    for name in ["hunt_events", "hunt_hits", "hunt_matches", "hunt_hit_events", "hunt_classes",
+                 "hunt_rules"]:  # fmt: skip
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -232,8 +240,13 @@ def _group(
 ) -> list[scan.RuleGroup]:
     """Rules grouped by resolved logsource; only groups whose logsource covers stored events."""
     groups: dict[str, scan.RuleGroup] = {}
+    resolved: dict[tuple[str | None, str | None, str | None], Logsource | None] = {}
     for rule_no, rule in enumerate(rules):
-        logsource = mapping.resolve(rule.product, rule.category, rule.service)
+        # thousands of rules share a few dozen logsources: resolve each once
+        where = (rule.product, rule.category, rule.service)
+        if where not in resolved:
+            resolved[where] = mapping.resolve(*where)
+        logsource = resolved[where]
         if logsource is None:
             key = "/".join(v for v in (rule.product, rule.category, rule.service) if v)
             reason = f"logsource {key or '(none)'} is not mapped to stored events (see sigma_logsources.yaml)"
@@ -293,7 +306,16 @@ def _scan(
         group, batch = job
         cur = con.worker()
         try:
-            _match_isolating(cur, group, batch, failed)
+            _match_isolating(cur, group, batch, limited, failed)
+        finally:
+            if cur is not con:
+                cur.close()
+
+    def fields(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
+        group, matched = job
+        cur = con.worker()
+        try:
+            cur.execute(scan.fields_sql(group, matched))
         finally:
             if cur is not con:
                 cur.close()
@@ -304,7 +326,7 @@ def _scan(
         list(pool.map(extract, ordered))
         summary.timings["extract"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        runnable = _candidates(con, ordered)
+        runnable, limited = _candidates(con, ordered)
         summary.timings["prefilter"] = time.perf_counter() - mark
         jobs = [(g, b) for g in ordered for b in scan.batches(runnable[g.number])]
         summary.rules_planned = sum(len(r) for r in runnable.values())
@@ -312,42 +334,74 @@ def _scan(
             f"(the others' texts occur in no event) in {len(jobs)} batches")  # fmt: skip
         mark = time.perf_counter()
         list(pool.map(match, jobs))
+        list(pool.map(fields, _matched(con, ordered)))
         summary.timings["match"] = time.perf_counter() - mark
     return failed
 
 
+def _matched(
+    con: Engine, groups: list[scan.RuleGroup]
+) -> list[tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]]:
+    """Per table group, its rules with rows in hunt_matches."""
+    matched = {row[0] for row in tuples(con, "SELECT DISTINCT rule_no FROM hunt_matches")}
+    jobs = []
+    for group in groups:
+        rules = [(no, rule) for no, rule in group.rules if no in matched]
+        if rules and not group.searches_records:
+            jobs.append((group, rules))
+    return jobs
+
+
 def _candidates(
     con: Engine, groups: list[scan.RuleGroup]
-) -> dict[int, list[tuple[int, CompiledRule]]]:
-    """Per group, the rules worth planning: those whose anchor texts occur in its events."""
+) -> tuple[dict[int, list[tuple[int, CompiledRule]]], dict[int, tuple[int, ...]]]:
+    """Per group, the rules worth planning: those whose anchor texts occur in its events; and
+    the rules limited to the few rows where their texts occur together."""
     runnable = {g.number: g.rules for g in groups}
+    limited: dict[int, tuple[int, ...]] = {}
     # Checking a text costs about what evaluating a rule's predicate on it would (both scan the
     # field's values), but over distinct values and without planning a query per rule.
-    chosen = [g for g in groups if scan.anchor_texts(g)]
+    texts = {g.number: scan.anchor_texts(g) for g in groups}
+    chosen = [(g, scan.anchored_fields(texts[g.number])) for g in groups if texts[g.number]]
     if not chosen:
-        return runnable
-    texts = {g.number: scan.anchor_texts(g) for g in chosen}
-    values: dict[int, dict[str, list[str]]] = {}
-    for grp, field_name, value in tuples(con, scan.values_sql(chosen)):
-        values.setdefault(grp, {}).setdefault(field_name, []).append(value)
-    present = {
-        g.number: scan.present_texts(texts[g.number], values.get(g.number, {})) for g in chosen
-    }
-    for group in chosen:
-        found = present.get(group.number, set())
-        runnable[group.number] = scan.candidates(group, texts[group.number], found)
-    return runnable
+        return runnable, limited
+    # Row by row where the group's table is small enough for Python to walk its values (the
+    # rules left are then also evaluated on fewer rows); else value by value.
+    tables = [(g, f) for g, f in chosen if not g.searches_records]
+    # a table has at most a row per event: count rows only where that bound is too high
+    large = [g for g, _ in tables if g.events > ROW_CHECK_ROWS]
+    sizes = dict(tuples(con, scan.sizes_sql(large))) if large else {}
+    by_row = [(g, f) for g, f in tables if sizes.get(g.number, g.events) <= ROW_CHECK_ROWS]
+    row_checked = {g.number for g, _ in by_row}
+    if by_row:
+        cells: dict[int, list[tuple[str, str, list[int]]]] = {}
+        for grp, field_name, value, rows in tuples(con, scan.rows_sql(by_row)):
+            cells.setdefault(grp, []).append((field_name, value, rows))
+        for group, _fields in by_row:
+            found = scan.row_candidates(group, texts[group.number], cells.get(group.number, []))
+            runnable[group.number] = found.rules
+            limited.update(found.rows)
+    by_value = [(g, f) for g, f in chosen if g.number not in row_checked]
+    if by_value:
+        values: dict[int, dict[str, list[str]]] = {}
+        for grp, field_name, value in tuples(con, scan.values_sql(by_value)):
+            values.setdefault(grp, {}).setdefault(field_name, []).append(value)
+        for group, _fields in by_value:
+            present = scan.present_texts(texts[group.number], values.get(group.number, {}))
+            runnable[group.number] = scan.candidates(group, texts[group.number], present)
+    return runnable, limited
 
 
 def _match_isolating(
     cur: Engine,
     group: scan.RuleGroup,
     batch: list[tuple[int, CompiledRule]],
+    limited: dict[int, tuple[int, ...]],
     failed: dict[int, str],
 ) -> None:
     """Run a batch; if DuckDB rejects it, halve it until the failing rules are found."""
     try:
-        cur.execute(scan.match_sql(group, batch))
+        cur.execute(scan.match_sql(group, batch, limited))
     except query_errors() as exc:
         if len(batch) == 1:
             failed[batch[0][0]] = (
@@ -356,8 +410,8 @@ def _match_isolating(
             )
             return
         half = len(batch) // 2
-        _match_isolating(cur, group, batch[:half], failed)
-        _match_isolating(cur, group, batch[half:], failed)
+        _match_isolating(cur, group, batch[:half], limited, failed)
+        _match_isolating(cur, group, batch[half:], limited, failed)
 
 
 def _hit_events(con: Engine) -> None:
@@ -379,18 +433,27 @@ def _register_rules(
     output: list[bool],
     mapping: LogsourceMap,
 ) -> None:
-    metas = [r.meta for r in rules]
+    """The rules that hit, as ``hunt_rules`` (the findings' titles, levels, tags...): the few
+    that matched rather than every rule loaded."""
+    numbers = sorted(row[0] for row in tuples(con, "SELECT DISTINCT rule_no FROM hunt_hits"))
+    metas = [rules[no].meta for no in numbers]
+    text = pa.string()
     table = pa.table({
-        "rule_no": pa.array(range(len(rules)), pa.int32()),
-        "rule_id": [m.rule_id for m in metas],
-        "title": [m.title for m in metas],
-        "severity": [m.level if m.level in LEVEL_SCORE else "informational" for m in metas],
-        "score": [LEVEL_SCORE.get(m.level, 0.1) for m in metas],
-        "techniques": pa.array([list(m.techniques) for m in metas], pa.list_(pa.string())),
-        "tags": pa.array([list(m.tags) for m in metas], pa.list_(pa.string())),
-        "file": [m.file for m in metas],
-        "logsource": ["/".join(v for v in (r.product, r.category, r.service) if v) for r in rules],
-        "output": pa.array(output, pa.bool_()),
+        "rule_no": pa.array(numbers, pa.int32()),
+        "rule_id": pa.array([m.rule_id for m in metas], text),
+        "title": pa.array([m.title for m in metas], text),
+        "severity": pa.array(
+            [m.level if m.level in LEVEL_SCORE else "informational" for m in metas], text
+        ),
+        "score": pa.array([LEVEL_SCORE.get(m.level, 0.1) for m in metas], pa.float64()),
+        "techniques": pa.array([list(m.techniques) for m in metas], pa.list_(text)),
+        "tags": pa.array([list(m.tags) for m in metas], pa.list_(text)),
+        "file": pa.array([m.file for m in metas], text),
+        "logsource": pa.array([
+            "/".join(v for v in (r.product, r.category, r.service) if v)
+            for r in (rules[no] for no in numbers)
+        ], text),
+        "output": pa.array([output[no] for no in numbers], pa.bool_()),
     })  # fmt: skip
     con.register("hunt_rules_arrow", table)
     con.create_table("hunt_rules", "SELECT * FROM hunt_rules_arrow")
