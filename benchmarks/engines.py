@@ -8,17 +8,24 @@ children (Spark's JVM included), sampled every 0.2 s. Sizes are benchmarks/scale
     python benchmarks/engines.py                          # 1M
     python benchmarks/engines.py --sizes 1M,10M,50M
     python benchmarks/engines.py --sizes 1M --engines spark --spark-master local[2]
+    python benchmarks/engines.py --sizes 1M,10M --stages hunt,trace,scope,detect --timeout 900
+
+--timeout stops a stage (and its Spark JVM) that runs longer, and says so in its row: an
+unfinished stage is reported as not measured, never as a figure. Each row ends with the
+one-minute load average when the stage finished.
 
 hunt runs the rule set in tests/data/sigma/engines (a handful of rules and a correlation)
 unless --rules says otherwise. trace and scope need the case's findings: a DuckDB detect writes
 them once per size (untimed, in its own child) before the first trace; the "findings" column
-is then the number of incidents (trace) and of exposed owners (scope). The machine the figures come from is printed with them: on a
-shared 2-core box, other people's work shows up in the times.
+is then the number of incidents (trace) and of exposed owners (scope). The machine the figures
+come from is printed with them: on a shared 2-core box, other people's work shows up in the
+times. Measured figures and where Spark's time goes: docs/scale-out.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -89,19 +96,29 @@ def stage(out: Path, stage_name: str, engine: str, master: str, rules: Path) -> 
     print(json.dumps({"seconds": time.perf_counter() - began, "findings": findings}))
 
 
-def run_child(args: list[str]) -> tuple[dict[str, object], float]:
-    """Run this script as a child; its JSON result and the peak RSS (MB) of its process tree."""
+def run_child(args: list[str], timeout: float | None = None) -> tuple[dict[str, object], float]:
+    """Run this script as a child; its JSON result and the peak RSS (MB) of its process tree.
+    A child still running after ``timeout`` seconds is stopped with its tree (Spark's JVM) and
+    reported as such: a stage that did not finish is not a measurement."""
+    began = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     parent = psutil.Process(proc.pid)
     peak = 0
+    tree: list[psutil.Process] = [parent]
     while proc.poll() is None:
         try:
             tree = [parent, *parent.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
         except psutil.Error:
             pass
+        if timeout is not None and time.perf_counter() - began > timeout:
+            for p in reversed(tree):  # children first, so none is orphaned
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            proc.communicate()
+            return {"error": f"stopped after {timeout:.0f} s (not finished)"}, peak / 2**20
         time.sleep(0.2)
     stdout, stderr = proc.communicate()
     if proc.returncode != 0:
@@ -120,6 +137,9 @@ def main() -> None:
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None, help="keeps the built cases")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="stop a stage after this many seconds"
+    )
     parser.add_argument("--build", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--stage", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,7 +158,7 @@ def main() -> None:
           f"load average {load:.1f} at start (a shared machine: others' work is in the times); "
           f"spark master {args.spark_master}; cases under {workdir}")  # fmt: skip
     print(f"{'size':>5} {'events':>12} {'stage':>7} {'engine':>7} {'seconds':>8} "
-          f"{'ev/s':>10} {'peak MB':>8} {'findings':>9}")  # fmt: skip
+          f"{'ev/s':>10} {'peak MB':>8} {'findings':>9} {'load':>5}")  # fmt: skip
     for name in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         hosts, days = SIZES[name]
         out = workdir / f"engines-{name}"
@@ -156,15 +176,16 @@ def main() -> None:
             for engine in args.engines.split(","):
                 result, peak = run_child(
                     ["--stage", str(out), stage_name, engine, "--spark-master", args.spark_master,
-                     "--rules", str(args.rules)]
+                     "--rules", str(args.rules)], args.timeout,
                 )  # fmt: skip
                 if "error" in result:
                     print(f"{name:>5} {events:>12,} {stage_name:>7} {engine:>7} failed: "
-                          f"{result['error']}")  # fmt: skip
+                          f"{result['error']}; peak {peak:.0f} MB", flush=True)  # fmt: skip
                     continue
                 seconds = float(result["seconds"])  # type: ignore[arg-type]
                 print(f"{name:>5} {events:>12,} {stage_name:>7} {engine:>7} {seconds:>8.1f} "
-                      f"{events / seconds:>10,.0f} {peak:>8.0f} {result['findings']:>9}",
+                      f"{events / seconds:>10,.0f} {peak:>8.0f} {result['findings']:>9} "
+                      f"{os.getloadavg()[0]:>5.1f}",
                       flush=True)  # fmt: skip
 
 
