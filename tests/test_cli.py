@@ -84,7 +84,13 @@ def test_plain_progress_lines_when_not_a_tty(tmp_path: Path) -> None:
 
 
 def test_summary_counts_informational_findings_apart() -> None:
-    from breachtrace.cli_output import _alerts_and_info
+    from breachtrace.cli_output import detect_line
+    from breachtrace.detect.behaviour import AnalyticSummary, DetectSummary
 
-    assert _alerts_and_info(264, {"informational": 233, "high": 6}) == "31 (+233 informational)"
-    assert _alerts_and_info(3, {"critical": 3}) == "3"
+    lateral = AnalyticSummary("lateral", "", 257, {}, {"informational": 233, "medium": 24}, 1.0)
+    beacon = AnalyticSummary("beacon", "", 1, {}, {"critical": 1}, 0.5)
+    summary = DetectSummary("case", 10, None, None, [lateral, beacon], [], {}, 2.5)
+    assert detect_line(summary) == (
+        "behavioural analytics: 25 (+233 informational) findings "
+        "(lateral 24 (+233 informational), beacon 1) in 2.5 s"
+    )

@@ -233,11 +233,7 @@ def print_demo(console: Console, result: DemoResult) -> None:
         ))  # fmt: skip
     if result.detect is not None:
         d = result.detect
-        per = ", ".join(_alerts_and_info(a.findings, a.by_severity) for a in d.analytics)
-        console.print(Text(
-            f"behavioural analytics: {_alerts_and_info(d.findings, _severities(d))} findings "
-            f"({per}) in {d.seconds:.1f} s"
-        ))  # fmt: skip
+        console.print(Text(detect_line(d)))
     if result.trace is not None:
         for inc in result.trace.incidents:
             console.print(
@@ -263,6 +259,15 @@ def print_demo(console: Console, result: DemoResult) -> None:
     console.print(Text(f"explore: breachtrace info --case {result.case}"))
     console.print(
         Text(f"         breachtrace events --case {result.case} --action logon --limit 20")
+    )
+
+
+def detect_line(d: DetectSummary) -> str:
+    """One line: findings per analytic, informational ones (the baseline) counted apart."""
+    per = ", ".join(f"{a.name} {_alerts_and_info(a.findings, a.by_severity)}" for a in d.analytics)
+    return (
+        f"behavioural analytics: {_alerts_and_info(d.findings, _severities(d))} findings "
+        f"({per}) in {d.seconds:.1f} s"
     )
 
 
