@@ -19,8 +19,9 @@ The work, all SQL in DuckDB over the case store:
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,31 +295,29 @@ def _scan(
     workers = threads or 2
     failed: dict[int, str] = {}
 
-    def extract(group: scan.RuleGroup) -> None:
+    @contextlib.contextmanager
+    def worker() -> Iterator[Engine]:
+        """The engine for one pool thread (a DuckDB cursor, closed after; Spark's session)."""
         cur = con.worker()
         try:
-            cur.execute(scan.extract_sql(group, formats_of, mapping))
+            yield cur
         finally:
             if cur is not con:
                 cur.close()
+
+    def extract(group: scan.RuleGroup) -> None:
+        with worker() as cur:
+            cur.execute(scan.extract_sql(group, formats_of, mapping))
 
     def match(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
         group, batch = job
-        cur = con.worker()
-        try:
+        with worker() as cur:
             _match_isolating(cur, group, batch, limited, failed)
-        finally:
-            if cur is not con:
-                cur.close()
 
     def fields(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
         group, matched = job
-        cur = con.worker()
-        try:
+        with worker() as cur:
             cur.execute(scan.fields_sql(group, matched))
-        finally:
-            if cur is not con:
-                cur.close()
 
     ordered = sorted(groups, key=lambda g: -g.events * len(g.rules))
     with ThreadPoolExecutor(max_workers=workers) as pool:
