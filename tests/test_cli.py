@@ -94,3 +94,11 @@ def test_summary_counts_informational_findings_apart() -> None:
         "behavioural analytics: 25 (+233 informational) findings "
         "(lateral 24 (+233 informational), beacon 1) in 2.5 s"
     )
+
+
+def test_demo_refuses_a_missing_rule_path_before_simulating(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--rules", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "Sigma rule path not found" in result.output and str(tmp_path / "nope") in result.output
+    assert not out.exists()

@@ -183,9 +183,12 @@ def demo(
 
     if out.exists() and any(out.iterdir()) and not (out / "case" / "case.json").exists():
         _fail(f"{out} exists and is not an earlier demo; choose another --out")
-    for path in rules or []:  # said now, not after the simulation and the ingest
-        if not path.exists():
-            _fail(f"Sigma rule path not found: {path}")
+    from breachtrace.detect.sigma.loader import check_rule_paths
+
+    try:  # said now, not after the simulation and the ingest
+        check_rule_paths(rules or [])
+    except FileNotFoundError as exc:
+        _fail(str(exc))
     if (out / "case").exists():
         import shutil
 

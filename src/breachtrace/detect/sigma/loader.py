@@ -93,6 +93,15 @@ def discover_rule_files(paths: Iterable[Path]) -> list[Path]:
     return [Path(file) for file, _state in _discover(paths)]
 
 
+def check_rule_paths(paths: Iterable[Path]) -> None:
+    """FileNotFoundError naming the first rule path that is neither a file nor a directory
+    (callers with slow work before the hunt ask up front)."""
+    for path in paths:
+        path = Path(path).expanduser()
+        if not (path.is_dir() or path.is_file()):
+            raise FileNotFoundError(f"Sigma rule path not found: {path}")
+
+
 def _discover(paths: Iterable[Path]) -> list[tuple[str, FileState]]:
     """The rule files with their states (one stat each; directories followed through links,
     as ``Path.rglob`` did), in ``Path`` order. Kept as strings: 2,400 ``Path`` objects and
@@ -115,7 +124,7 @@ def _discover(paths: Iterable[Path]) -> list[tuple[str, FileState]]:
         elif path.is_file():
             found[str(path)] = FileState.of(path.stat())
         else:
-            raise FileNotFoundError(f"Sigma rule path not found: {path}")
+            check_rule_paths([path])
     # Path order compares part by part (so "a/x" sorts before "a-b/x")
     return sorted(found.items(), key=lambda item: item[0].split(os.sep))
 
