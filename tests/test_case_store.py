@@ -118,3 +118,24 @@ def test_memory_budget_is_the_process_and_duckdb_gets_a_share(
     monkeypatch.setenv("BREACHTRACE_MEMORY_LIMIT", "plenty")
     with pytest.raises(ValueError, match="'plenty'"):
         engine.default_memory_limit()
+
+
+def test_moved_case_keeps_its_duckdb_database_working(tmp_path: Path) -> None:
+    """case.duckdb's views hold absolute paths: a command run on a moved or copied case
+    rewrites them, so the DuckDB CLI works on the copy."""
+    import duckdb
+
+    path = tmp_path / "in.json"
+    path.write_text(_nxlog_lines(20, "fs1"))
+    ingest_and_query(tmp_path / "case", path)
+    moved = tmp_path / "elsewhere" / "case"
+    moved.parent.mkdir()
+    (tmp_path / "case").rename(moved)
+    stale = duckdb.connect(str(moved / "case.duckdb"), read_only=True)
+    with pytest.raises(duckdb.Error):  # still names the old folder
+        stale.execute("SELECT count(*) FROM events").fetchone()
+    stale.close()
+    Case.open(moved)
+    con = duckdb.connect(str(moved / "case.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 20
+    assert con.execute("SELECT records_read FROM manifest").fetchone()[0] == 20

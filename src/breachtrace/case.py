@@ -9,6 +9,8 @@ Layout::
       rejects/<batch>.parquet       records that could not be read, with file and location
       staging/                      batches being written; never read
       case.duckdb                   views (events, manifest, rejects) for the DuckDB CLI
+      .database-root                the folder case.duckdb's views point into (rewritten
+                                    when a command opens the case after it was moved)
 
 A batch becomes visible only when its manifest file is renamed into place, so an ingest that is
 interrupted at any point leaves either the whole batch or nothing; ``Case.open`` removes what an
@@ -34,6 +36,8 @@ import duckdb
 from breachtrace import __version__
 from breachtrace.engines.duckdb import connect, sql_literal
 from breachtrace.schema import COLUMNS
+
+DATABASE_ROOT = ".database-root"
 
 
 class CaseError(Exception):
@@ -129,7 +133,26 @@ class Case:
         case = cls(path)
         for d in (case.events_dir, case.manifest_dir, case.rejects_dir, case.staging_dir):
             d.mkdir(exist_ok=True)
+        case._repoint_database()
         return case
+
+    def _repoint_database(self) -> None:
+        """case.duckdb's views name the case's files by absolute path; after the folder was
+        moved or copied (to another machine, say), rewrite them, so that the DuckDB CLI keeps
+        working on the copy. breachtrace itself never reads them (``connect`` makes its own)."""
+        stamp = self.root / DATABASE_ROOT
+        if not self.database_path.exists():
+            return
+        try:
+            if stamp.read_text() == str(self.root):
+                return
+        except FileNotFoundError:
+            pass
+        try:
+            with self.writer_lock():
+                self.refresh_database()
+        except (OSError, duckdb.Error):  # e.g. a case on read-only media: left as it was
+            return
 
     @contextlib.contextmanager
     def writer_lock(self, *, wait: bool = True) -> Iterator[None]:
@@ -298,3 +321,4 @@ class Case:
                 )
         finally:
             con.close()
+        (self.root / DATABASE_ROOT).write_text(str(self.root))

@@ -420,7 +420,8 @@ def check_timezone(name: str) -> str:
 
     try:
         ZoneInfo(name)
-        duckdb.connect().execute(f"SET TimeZone = {sql_literal(name)}").close()
+        if name != "UTC":  # DuckDB's ICU knows UTC; a throwaway connection costs ~0.05 s
+            duckdb.connect().execute(f"SET TimeZone = {sql_literal(name)}").close()
     except (ZoneInfoNotFoundError, ValueError, duckdb.Error):
         raise ValueError(
             f"unknown time zone {name!r}: give an IANA name such as Asia/Tokyo, "
