@@ -48,9 +48,9 @@ class InputFile:
         with self.open() as fh:
             first = fh.read(2**20)
             digest.update(first)
-            if self.disk_path is not None and self.disk_path == self.local_path:
-                if len(first) == self.size:  # the whole evidence file: no second read to hash it
-                    self._sha256 = hashlib.sha256(first).hexdigest()
+            whole = self.disk_path is not None and self.disk_path == self.local_path
+            if whole and len(first) == self.size:  # all of the evidence file: hash it now
+                self._sha256 = hashlib.sha256(first).hexdigest()
             if self.local_path is not None and self.size > 2**21:
                 fh.seek(-(2**20), os.SEEK_END)
                 digest.update(fh.read(2**20))
