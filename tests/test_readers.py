@@ -127,7 +127,12 @@ def test_timezone_applies_only_to_times_without_an_offset(tmp_path: Path) -> Non
         "2020-07-04 10:00:00,t.tanaka,198.51.100.77,10.250.0.12,PC-HOME-77,false,connect,success\n"
         "2020-07-04T10:00:00Z,t.tanaka,198.51.100.77,10.250.0.12,PC-HOME-77,false,connect,success\n"
     )
-    inputs = [classic, DATA / "authlog" / "secure-rfc5424.log", mapped, DATA / "evtx" / "rdp-1149.evtx"]
+    inputs = [
+        classic,
+        DATA / "authlog" / "secure-rfc5424.log",
+        mapped,
+        DATA / "evtx" / "rdp-1149.evtx",
+    ]
     times = {}
     for zone in ("UTC", "Asia/Tokyo", "America/New_York"):
         case_dir = tmp_path / zone.replace("/", "-")
