@@ -28,6 +28,7 @@ from breachtrace.ingest.base import FormatError, Reader, RejectLog, line_batches
 from breachtrace.ingest.sources import InputFile
 from breachtrace.ingest.windows_json import first_json_object
 from breachtrace.schema import COLUMNS
+from breachtrace.yaml_files import load_yaml
 
 _TYPED = {c.name: c.sql_type for c in COLUMNS}
 _TEXT_POST = {"user": "bt_user({v})", "subject_user": "bt_user({v})", "src_ip": "bt_ip({v})",
@@ -55,7 +56,7 @@ class SourceMapping:
     @classmethod
     def load(cls, path: Path) -> SourceMapping:
         try:
-            spec = yaml.safe_load(path.read_text())
+            spec = load_yaml(path.read_text())
         except yaml.YAMLError as exc:
             raise MappingError(f"{path}: not valid YAML: {exc}") from exc
         if not isinstance(spec, dict) or not {"name", "match", "fields"} <= set(spec):

@@ -28,9 +28,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from breachtrace.engines.duckdb import HELPERS, sql_literal
+from breachtrace.yaml_files import load_yaml
 
 # Cleaning per normalized column: a helper that starts with bt_null, or a template over {v}.
 _HELPER_COLUMNS = {
@@ -89,7 +88,7 @@ def _paths(value: Any) -> tuple[str, ...]:
 @cache
 def load_mapping() -> dict[str, Any]:
     text = resources.files("breachtrace.data").joinpath("windows.yaml").read_text()
-    mapping: dict[str, Any] = yaml.safe_load(text)
+    mapping: dict[str, Any] = load_yaml(text)
     return mapping
 
 

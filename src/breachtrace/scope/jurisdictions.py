@@ -8,9 +8,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from breachtrace.trace.records import iso
+from breachtrace.yaml_files import load_yaml
 
 
 class JurisdictionError(ValueError):
@@ -32,7 +31,7 @@ def load_rules(path: Path | None = None) -> list[dict[str, Any]]:
         text = resources.files("breachtrace.data").joinpath("jurisdictions.yaml").read_text()
     else:
         text = Path(path).read_text(encoding="utf-8")
-    document = yaml.safe_load(text) or {}
+    document = load_yaml(text) or {}
     items = document.get("jurisdictions")
     if not isinstance(items, list):
         raise JurisdictionError(f"{path or 'jurisdictions.yaml'}: needs a 'jurisdictions' list")

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from breachtrace.yaml_files import load_yaml
+
 
 class ConfigError(ValueError):
     """A detect configuration that cannot be used: which file, which key, and why."""
@@ -76,7 +78,7 @@ def _default_text() -> str:
 
 
 def default_config() -> dict[str, Any]:
-    data = yaml.safe_load(_default_text())
+    data = load_yaml(_default_text())
     if not isinstance(data, dict):
         raise ConfigError("the packaged detect.yaml is not a mapping")
     return data
@@ -89,7 +91,7 @@ def load_config(path: str | Path | None = None) -> Settings:
     if path is not None:
         user_path = Path(path)
         try:
-            user = yaml.safe_load(user_path.read_text(encoding="utf-8"))
+            user = load_yaml(user_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{user_path}: config file not found") from None
         except yaml.YAMLError as exc:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from breachtrace.detect.sigma.cache import (
     FileState,
     RuleCache,
@@ -37,6 +35,7 @@ from breachtrace.detect.sigma.records import (
     SkippedRule,
     from_dict,
 )
+from breachtrace.yaml_files import load_yaml
 
 RULES_ENV = "BREACHTRACE_SIGMA_RULES"
 CONFIG_ENV = "BREACHTRACE_CONFIG"
@@ -77,7 +76,7 @@ def default_rule_paths() -> list[Path]:
     if not configured:
         config = Path(os.environ.get(CONFIG_ENV, "~/.config/breachtrace/config.yaml")).expanduser()
         if config.is_file():
-            data = yaml.safe_load(config.read_text()) or {}
+            data = load_yaml(config.read_text()) or {}
             value = data.get("sigma_rules") if isinstance(data, dict) else None
             if isinstance(value, list):
                 configured = os.pathsep.join(str(v) for v in value)

@@ -21,9 +21,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from breachtrace.ingest.windows_mapping import WindowsDialect, dialect
+from breachtrace.yaml_files import load_yaml
 
 
 @dataclass(frozen=True)
@@ -206,4 +205,4 @@ def _quote_key(name: str) -> str:
 @cache
 def load_logsources() -> LogsourceMap:
     text = resources.files("breachtrace.data").joinpath("sigma_logsources.yaml").read_text()
-    return LogsourceMap(yaml.safe_load(text))
+    return LogsourceMap(load_yaml(text))
