@@ -96,34 +96,51 @@ def stage(out: Path, stage_name: str, engine: str, master: str, rules: Path) -> 
     print(json.dumps({"seconds": time.perf_counter() - began, "findings": findings}))
 
 
-def run_child(args: list[str], timeout: float | None = None) -> tuple[dict[str, object], float]:
+def run_child(
+    args: list[str], timeout: float | None = None, log: Path | None = None
+) -> tuple[dict[str, object], float]:
     """Run this script as a child; its JSON result and the peak RSS (MB) of its process tree.
     A child still running after ``timeout`` seconds is stopped with its tree (Spark's JVM) and
-    reported as such: a stage that did not finish is not a measurement."""
+    reported as such: a stage that did not finish is not a measurement. The child's stderr
+    goes to ``log`` (a file, not a pipe nobody reads while it runs: Spark's traces would fill
+    it and block the child); a failure is reported by its exception line and that file."""
     began = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    parent = psutil.Process(proc.pid)
-    peak = 0
-    tree: list[psutil.Process] = [parent]
-    while proc.poll() is None:
-        try:
-            tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        if timeout is not None and time.perf_counter() - began > timeout:
-            for p in reversed(tree):  # children first, so none is orphaned
-                with contextlib.suppress(psutil.Error):
-                    p.kill()
-            proc.communicate()
-            return {"error": f"stopped after {timeout:.0f} s (not finished)"}, peak / 2**20
-        time.sleep(0.2)
-    stdout, stderr = proc.communicate()
+    log = log or Path(tempfile.mkstemp(prefix="bt-engines-", suffix=".stderr")[1])
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=err, text=True
+        )
+        parent = psutil.Process(proc.pid)
+        peak = 0
+        tree: list[psutil.Process] = [parent]
+        while proc.poll() is None:
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            if timeout is not None and time.perf_counter() - began > timeout:
+                for p in reversed(tree):  # children first, so none is orphaned
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+                proc.communicate()
+                return {"error": f"stopped after {timeout:.0f} s (not finished)"}, peak / 2**20
+            time.sleep(0.2)
+        stdout, _ = proc.communicate()
     if proc.returncode != 0:
-        return {"error": stderr.strip().splitlines()[-1] if stderr.strip() else "failed"}, 0.0
+        return {"error": f"{_exception_line(log.read_text())} (whole trace: {log})"}, peak / 2**20
     return json.loads(stdout.strip().splitlines()[-1]), peak / 2**20
+
+
+def _exception_line(stderr: str) -> str:
+    """The line naming the exception in a child's stderr: the last unindented line that names
+    an error (a Py4J error is followed by the Java stack), else the last line."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    named = [
+        line for line in lines
+        if not line[0].isspace() and ("Error" in line or "Exception" in line)
+    ]  # fmt: skip
+    return (named or lines or ["failed"])[-1][:500]
 
 
 def main() -> None:
@@ -176,7 +193,7 @@ def main() -> None:
             for engine in args.engines.split(","):
                 result, peak = run_child(
                     ["--stage", str(out), stage_name, engine, "--spark-master", args.spark_master,
-                     "--rules", str(args.rules)], args.timeout,
+                     "--rules", str(args.rules)], args.timeout, out / f"{stage_name}-{engine}.stderr",
                 )  # fmt: skip
                 if "error" in result:
                     print(f"{name:>5} {events:>12,} {stage_name:>7} {engine:>7} failed: "
