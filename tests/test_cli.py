@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from breachtrace import __version__
@@ -102,3 +103,15 @@ def test_demo_refuses_a_missing_rule_path_before_simulating(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert "Sigma rule path not found" in result.output and str(tmp_path / "nope") in result.output
     assert not out.exists()
+
+
+def test_demo_outputs_name_scope_runs_from_the_case_path_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outputs list spells every path alike: a relative --out gives relative paths."""
+    from breachtrace.cli_output import _as_given
+
+    monkeypatch.chdir(tmp_path)
+    run = (tmp_path / "demo" / "case" / "scope" / "runs" / "r1").resolve()
+    assert _as_given(Path("demo/case"), run) == Path("demo/case/scope/runs/r1")
+    assert _as_given(Path("elsewhere"), run) == run  # not inside: left as it is

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -251,15 +252,23 @@ def print_demo(console: Console, result: DemoResult) -> None:
     console.print(Text(f"  simulated evidence  {result.out / 'evidence' / 'logs'}"))
     console.print(Text(f"  ground truth        {sim.truth}"))
     if result.scope is not None:
-        console.print(
-            Text(f"  incidents, scope    {result.case / 'trace'}, {result.scope.run_dir}")
-        )
+        run_dir = _as_given(result.case, result.scope.run_dir)
+        console.print(Text(f"  incidents, scope    {result.case / 'trace'}, {run_dir}"))
     if result.report is not None and "html" in result.report.files:
         console.print(Text(f"  report              {result.report.files['html']}"))
     console.print(Text(f"explore: breachtrace info --case {result.case}"))
     console.print(
         Text(f"         breachtrace events --case {result.case} --action logon --limit 20")
     )
+
+
+def _as_given(case: Path, path: Path) -> Path:
+    """``path`` (resolved, inside the case) spelled from the case path as the user gave it, so
+    that the outputs listed together read alike."""
+    try:
+        return case / path.relative_to(case.resolve())
+    except ValueError:
+        return path
 
 
 def detect_line(d: DetectSummary) -> str:
