@@ -9,13 +9,15 @@ A batch of inputs becomes visible in the case only when its manifest is committe
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -100,9 +102,15 @@ class _Batch:
     """Inputs staged together and committed as one manifest record."""
 
     def __init__(
-        self, case: Case, con: duckdb.DuckDBPyConnection, progress: Progress, timezone: str
+        self,
+        case: Case,
+        con: duckdb.DuckDBPyConnection,
+        writer: _Writer,
+        progress: Progress,
+        timezone: str,
     ) -> None:
         self.case, self.con, self.progress, self.timezone = case, con, progress, timezone
+        self.writer = writer
         self.batch_id = new_batch_id()
         self._hold = contextlib.ExitStack()  # the staging lock, released once committed
         self.staging = self._hold.enter_context(case.staging_batch(self.batch_id))
@@ -173,28 +181,30 @@ class _Batch:
             item.finished = True
 
     def _normalize(self, table: pa.Table, sql: str) -> None:
-        """Normalize one chunk into staged Parquet; count its rejects and per-input stats."""
+        """Normalize one chunk, count its rejects and per-input stats, and hand it to the
+        writer, which stages it as Parquet while the next chunk is normalized."""
         con = self.con
+        number = self.writer.next_number()
+        out, joined = f"batch_out_{number}", f"batch_in_{number}"
         con.register("batch_in", table)
         try:
             projection, has_raw = _projection(con, sql)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE batch_out AS SELECT {projection} FROM ({sql})"
-            )
+            # a table of the database, not a temporary one: the writer's connection reads it
+            con.execute(f"CREATE OR REPLACE TABLE {out} AS SELECT {projection} FROM ({sql})")
             # Readers that keep the record verbatim leave it out of their SELECT; it is joined
             # back from the input batch here instead of being copied through every step.
             raw = "o.raw" if has_raw else f"CAST(b.{self._raw_column} AS VARCHAR)"
-            source = "batch_out o" + ("" if has_raw else " JOIN batch_in b USING (row_no)")
             for input_id, record, reason, excerpt in con.execute(
                 f"SELECT o.input_id, o.input_record, o.reject_reason, left({raw}, 200) "
-                f"FROM {source} WHERE o.reject_reason IS NOT NULL ORDER BY 1, 2"
+                f"FROM {out} o{'' if has_raw else ' JOIN batch_in b USING (row_no)'} "
+                "WHERE o.reject_reason IS NOT NULL ORDER BY 1, 2"
             ).fetchall():
                 self.inputs[input_id].rejects.add(record, reason, excerpt or "")
             months: set[str | None] = set()
             rows = 0
             for input_id, count, timed, first, last, *span in con.execute(
                 "SELECT input_id, count(*), count(ts), min(ts), max(ts), strftime(min(ts), "
-                "'%Y-%m'), strftime(max(ts), '%Y-%m') FROM batch_out "
+                f"'%Y-%m'), strftime(max(ts), '%Y-%m') FROM {out} "
                 "WHERE reject_reason IS NULL GROUP BY input_id"
             ).fetchall():
                 entry = self.inputs[input_id].entry
@@ -205,19 +215,43 @@ class _Batch:
                 rows += count
                 self.progress.records(count)
                 months.update(span if timed == count else [None])
-            written = self._write(source, raw, months, spread=has_raw)
-            if written != rows:  # a guard: every good row must land in exactly one file
-                raise RuntimeError(f"ingest: {written} of {rows} normalized rows were written")
+        except BaseException:
+            con.execute(f"DROP TABLE IF EXISTS {out}")
+            raise
         finally:
             con.unregister("batch_in")
-        con.execute("DROP TABLE batch_out")
+        source = f"{out} o" + ("" if has_raw else f" JOIN {joined} b USING (row_no)")
+        name = f"{self.batch_id}_{self._part:05d}_{{i}}"
 
-    def _write(self, source: str, raw: str, months: set[str | None], spread: bool) -> int:
+        def write(wcon: duckdb.DuckDBPyConnection) -> None:
+            if not has_raw:
+                wcon.register(joined, table)
+            try:
+                written = self._write(wcon, out, source, raw, months, has_raw, name)
+                if written != rows:  # a guard: every good row must land in exactly one file
+                    raise RuntimeError(f"ingest: {written} of {rows} normalized rows were written")
+            finally:
+                if not has_raw:
+                    wcon.unregister(joined)
+                wcon.execute(f"DROP TABLE IF EXISTS {out}")
+
+        self.writer.submit(write)
+
+    def _write(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        out: str,
+        source: str,
+        raw: str,
+        months: set[str | None],
+        spread: bool,
+        name: str,
+    ) -> int:
         """Stage the chunk's good rows as zstd Parquet, one file per UTC month; how many rows
         were written.
 
         Each month's rows are copied straight into its folder, one COPY per month (when
-        ``spread``: batch_out holds every column, so each COPY is a filtered scan of it).
+        ``spread``: the chunk's table holds every column, so each COPY is a filtered scan of it).
         DuckDB's PARTITION_BY, which buffers and hashes every row, cost a third more; it is
         kept for rows without a time, for very many months, and for readers whose raw record
         is joined in (each month would repeat the join).
@@ -227,7 +261,6 @@ class _Batch:
             else f"{raw} AS raw" if c.name == "raw" else f"o.{c.name}"
             for c in COLUMNS
         )  # fmt: skip
-        name = f"{self.batch_id}_{self._part:05d}_{{i}}"
         options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
         ranges: list[tuple[str, str]] = []  # (month, the SQL condition selecting its rows)
         if len(months) == 1 and None not in months:
@@ -236,34 +269,31 @@ class _Batch:
             ranges = [
                 (label, f" AND o.ts >= {sql_literal(start)}::TIMESTAMP "
                         f"AND o.ts < {sql_literal(start)}::TIMESTAMP + INTERVAL 1 MONTH")
-                for label, start in self.con.execute(
+                for label, start in con.execute(
                     "SELECT DISTINCT strftime(date_trunc('month', ts), '%Y-%m'), "
-                    "CAST(date_trunc('month', ts) AS VARCHAR) FROM batch_out "
+                    f"CAST(date_trunc('month', ts) AS VARCHAR) FROM {out} "
                     "WHERE reject_reason IS NULL ORDER BY 1"
                 ).fetchall()
             ]  # fmt: skip
         if months and not 0 < len(ranges) <= MONTH_FILES:
-            return self._copied(
+            return _copied(
+                con,
                 f"COPY (SELECT {select}, strftime(o.ts, '%Y-%m') AS month FROM {source} "
                 f"WHERE o.reject_reason IS NULL) TO {sql_literal(str(self.staging / 'events'))} "
                 f"({options}, PARTITION_BY (month), OVERWRITE_OR_IGNORE true, FILENAME_PATTERN "
-                f"{sql_literal(name)})"
+                f"{sql_literal(name)})",
             )
         written = 0
         for month, within in ranges:
             folder = self.staging / "events" / f"month={month}"
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / (name.format(i=0) + ".parquet")
-            written += self._copied(
+            written += _copied(
+                con,
                 f"COPY (SELECT {select} FROM {source} WHERE o.reject_reason IS NULL{within}) "
-                f"TO {sql_literal(str(target))} ({options})"
+                f"TO {sql_literal(str(target))} ({options})",
             )
         return written
-
-    def _copied(self, copy: str) -> int:
-        """Run a COPY; the number of rows it wrote."""
-        row = self.con.execute(copy).fetchone()
-        return int(row[0]) if row else 0
 
     # -- committing -----------------------------------------------------------------------
     def release(self) -> None:
@@ -272,6 +302,7 @@ class _Batch:
 
     def commit(self) -> list[ManifestEntry]:
         self.flush()
+        self.writer.wait()
         entries = [i.entry for i in self.inputs.values() if i.result.status == "ingested"]
         if not entries:
             shutil.rmtree(self.staging, ignore_errors=True)
@@ -294,6 +325,56 @@ class _Batch:
             self.case.commit_batch(self.batch_id, entries, self.staging)
         self._hold.close()
         return entries
+
+
+def _copied(con: duckdb.DuckDBPyConnection, copy: str) -> int:
+    """Run a COPY; the number of rows it wrote."""
+    row = con.execute(copy).fetchone()
+    return int(row[0]) if row else 0
+
+
+class IngestWriteError(RuntimeError):
+    """Writing the case's Parquet failed (disk full, say): the ingest stops, uncommitted."""
+
+
+class _Writer:
+    """Stages normalized chunks as Parquet on a second connection and thread while the next
+    chunk is normalized: DuckDB's ordered Parquet writer keeps one core busy, normalizing
+    keeps two (per million JSON events: 3.8 s writing on one core, 4.0 s normalizing on 1.8).
+    One chunk is written at a time; a failed write is raised by the next ``submit`` or by
+    ``wait``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, settings: Sequence[str]) -> None:
+        self.con = con.cursor()  # the same in-memory database: sees the chunk's table
+        for setting in settings:
+            self.con.execute(setting)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._pending: Future[None] | None = None
+        self._numbers = itertools.count()
+
+    def next_number(self) -> int:
+        """A number naming one chunk's tables (unique for this ingest)."""
+        return next(self._numbers)
+
+    def submit(self, job: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        self.wait()
+        self._pending = self._pool.submit(job, self.con)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except Exception as exc:  # the whole ingest fails: its batch is not committed
+            raise IngestWriteError(f"staging normalized events as Parquet failed: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            self.con.close()
 
 
 def ingest(
@@ -328,12 +409,17 @@ def ingest(
         known = {e.fingerprint: e for e in case.manifest() if e.fingerprint}
         known_sha = {e.sha256: e for e in case.manifest()}
     con = case.connect(memory_limit=memory_limit or INGEST_MEMORY_LIMIT)
-    con.execute("SET partitioned_write_flush_threshold = 100000")
-    con.execute("SET enable_progress_bar = false")
-    # Offset-less text cast to TIMESTAMPTZ is read in the session's zone (bt_ts, bt_local).
-    con.execute(f"SET TimeZone = {sql_literal(timezone)}")
+    settings = [
+        "SET partitioned_write_flush_threshold = 100000",
+        "SET enable_progress_bar = false",
+        # Offset-less text cast to TIMESTAMPTZ is read in the session's zone (bt_ts, bt_local).
+        f"SET TimeZone = {sql_literal(timezone)}",
+    ]
+    for setting in settings:
+        con.execute(setting)
     progress.start(len(inputs), sum(s.size for s in inputs))
-    batch = _Batch(case, con, progress, timezone)
+    writer = _Writer(con, settings)
+    batch = _Batch(case, con, writer, progress, timezone)
     try:
         for src in inputs:
             result = _ingest_one(src, readers, format, batch, known, known_sha)
@@ -342,11 +428,14 @@ def ingest(
                 progress.file_done(result)
             if batch.rows >= COMMIT_ROWS or len(batch.inputs) >= COMMIT_FILES:
                 batch.commit()
-                batch = _Batch(case, con, progress, timezone)
+                batch = _Batch(case, con, writer, progress, timezone)
         batch.commit()
     finally:
-        con.close()
-        batch.release()
+        try:
+            writer.close()
+        finally:
+            con.close()
+            batch.release()
     with case.writer_lock():
         case.refresh_database()
     summary.seconds = time.perf_counter() - started
