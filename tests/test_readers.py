@@ -78,6 +78,24 @@ def test_winlogbeat(tmp_path: Path) -> None:
     assert failed["ts"] == datetime(2020, 5, 3, 16, 19, 10)
 
 
+def test_authlogs_of_different_years_in_one_ingest_keep_their_own_years(tmp_path: Path) -> None:
+    """Auth logs share one normalizing query; each file's year still comes from its own
+    modification time."""
+    for name, year in (("a", 2018), ("b", 2021)):
+        folder = tmp_path / "in" / name
+        folder.mkdir(parents=True)
+        text = (DATA / "authlog" / "auth.log").read_text()  # made distinct: not a duplicate
+        (folder / "auth.log").write_text(
+            text + f"Jan  2 00:00:0{year % 10} {name}-host CRON[1]: x\n"
+        )
+        stamp = datetime(year, 6, 1).timestamp()
+        os.utime(folder / "auth.log", (stamp, stamp))
+    summary, con = ingest_and_query(tmp_path / "case", tmp_path / "in")
+    assert summary.events == 16 and summary.rejected == 0
+    years = rows(con, "SELECT DISTINCT year(ts) AS y FROM events ORDER BY 1")
+    assert [r["y"] for r in years] == [2017, 2018, 2020, 2021]  # Dec lines: the year before
+
+
 def test_authlog_classic_year_rollover(tmp_path: Path) -> None:
     copy = tmp_path / "auth.log"
     shutil.copy(DATA / "authlog" / "auth.log", copy)

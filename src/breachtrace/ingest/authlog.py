@@ -96,12 +96,13 @@ class AuthLogReader(Reader):
         return AuthLogReader(reference=src.mtime or datetime.now(UTC))
 
     def batches(self, stream: BinaryIO, src: InputFile, rejects: RejectLog) -> Iterator[pa.Table]:
-        return line_batches(stream, rejects)
+        # The reference date travels as a column, not in the SQL: every auth log then shares
+        # one normalizing query (485 hosts' logs were 485 queries, ~45 ms of planning each).
+        ref = (self.reference or datetime.now(UTC)).astimezone(UTC).date()
+        for table in line_batches(stream, rejects):
+            yield table.append_column("reference", pa.array([ref] * table.num_rows, pa.date32()))
 
     def normalize_sql(self, table: str) -> str:
-        ref = (self.reference or datetime.now(UTC)).astimezone(UTC)
-        ref_year = ref.year
-        ref_date = sql_literal(ref.strftime("%Y-%m-%d"))
         headers = ", ".join(
             f"regexp_extract(line, {sql_literal(p)}, ['ts', 'host', 'program', 'pid', 'msg']) "
             f"AS h_{k}"
@@ -130,17 +131,18 @@ class AuthLogReader(Reader):
         columns = {c: _COLUMN_SQL[c].format(v=f"v_{c}") for c in column_whens}
         # Classic lines: year from the reference; a month/day after it means the year before.
         classic_ts = (
-            f"try_strptime('{ref_year} ' || regexp_replace(h.ts, ' +', ' '), '%Y %b %d %H:%M:%S')"
+            "try_strptime(CAST(year(reference) AS VARCHAR) || ' ' || "
+            "regexp_replace(h.ts, ' +', ' '), '%Y %b %d %H:%M:%S')"
         )
         ts_sql = (
             "CASE WHEN h_classic.ts <> '' THEN bt_local("
-            f"CASE WHEN {classic_ts} > CAST({ref_date} AS DATE) + INTERVAL 2 DAY "
+            f"CASE WHEN {classic_ts} > reference + INTERVAL 2 DAY "
             f"THEN {classic_ts} - INTERVAL 1 YEAR ELSE {classic_ts} END) "
             "ELSE bt_ts(h.ts) END"
         )
         return f"""
 WITH headed AS (
-    SELECT input_id, input_record, line, {headers} FROM {table}
+    SELECT input_id, input_record, line, reference, {headers} FROM {table}
 ), parsed AS (
     SELECT *, {pick} AS h FROM headed
 ), matched AS (
