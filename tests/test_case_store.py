@@ -139,3 +139,31 @@ def test_moved_case_keeps_its_duckdb_database_working(tmp_path: Path) -> None:
     con = duckdb.connect(str(moved / "case.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 20
     assert con.execute("SELECT records_read FROM manifest").fetchone()[0] == 20
+
+
+def test_inputs_normalized_alike_are_ingested_together(tmp_path: Path) -> None:
+    """A folder per host alternating formats is ingested grouped by normalizing SQL (path order
+    kept within a group), so a chunk holds many files; nothing is lost or reordered within."""
+    from breachtrace.ingest.formats import all_readers
+    from breachtrace.ingest.runner import _grouped
+    from breachtrace.ingest.sources import discover
+
+    for site in ("site1", "site2"):
+        folder = tmp_path / "in" / site
+        folder.mkdir(parents=True)
+        for name in ("conn.log", "dns.log"):  # made distinct: not duplicates of each other
+            text = (DATA / "zeek" / name).read_text()
+            (folder / name).write_text(text + f"#close\t{site}\n")
+        auth = (DATA / "authlog" / "auth.log").read_text()
+        (folder / "auth.log").write_text(auth + f"Jan  2 00:00:01 {site} CRON[1]: x\n")
+    order = _grouped(list(discover([tmp_path / "in"])), all_readers([]), None)
+    assert [Path(f.display).relative_to(tmp_path / "in").as_posix() for f in order] == [
+        "site1/auth.log", "site2/auth.log", "site1/conn.log", "site2/conn.log",
+        "site1/dns.log", "site2/dns.log",
+    ]  # fmt: skip
+    summary, con = ingest_and_query(tmp_path / "case", tmp_path / "in")
+    assert summary.count("ingested") == 6 and summary.rejected == 0
+    per_file = {e.path: e.records_read for e in Case.open(tmp_path / "case").manifest()}
+    assert len(per_file) == 6 and sum(per_file.values()) == summary.events
+    total = rows(con, "SELECT count(*) AS n FROM events")[0]["n"]
+    assert total == summary.events
