@@ -30,11 +30,11 @@ from rich.text import Text
 from breachtrace.ingest.runner import FileResult, IngestSummary
 from breachtrace.ingest.runner import Progress as IngestCallbacks
 from breachtrace.ingest.sources import InputFile
-from breachtrace.pipeline import DemoResult
 from breachtrace.query import CaseInfo
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the pipeline (simulator, trace, scope) is not loaded to print
     from breachtrace.detect.behaviour import DetectSummary
+    from breachtrace.pipeline import DemoResult
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
