@@ -163,8 +163,9 @@ def _evtx_floor(files: list[Path], target: Path) -> tuple[float, float]:
         for f in files:
             hashlib.sha256(f.read_bytes()).hexdigest()
         pq.write_table(pa.table({"raw": records}), target, compression="zstd")
-        if time.perf_counter() - started < best:
-            best, best_cpu = time.perf_counter() - started, time.process_time() - cpu
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if seconds < best:
+            best, best_cpu = seconds, cpu
     target.unlink()
     return best, best_cpu
 

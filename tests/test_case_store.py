@@ -157,10 +157,11 @@ def test_inputs_normalized_alike_are_ingested_together(tmp_path: Path) -> None:
         auth = (DATA / "authlog" / "auth.log").read_text()
         (folder / "auth.log").write_text(auth + f"Jan  2 00:00:01 {site} CRON[1]: x\n")
     order = _grouped(list(discover([tmp_path / "in"])), all_readers([]), None)
-    assert [Path(f.display).relative_to(tmp_path / "in").as_posix() for f in order] == [
+    assert [Path(f.display).relative_to(tmp_path / "in").as_posix() for f, _reader in order] == [
         "site1/auth.log", "site2/auth.log", "site1/conn.log", "site2/conn.log",
         "site1/dns.log", "site2/dns.log",
     ]  # fmt: skip
+    assert [reader.name for _f, reader in order if reader] == ["authlog"] * 2 + ["zeek"] * 4
     summary, con = ingest_and_query(tmp_path / "case", tmp_path / "in")
     assert summary.count("ingested") == 6 and summary.rejected == 0
     per_file = {e.path: e.records_read for e in Case.open(tmp_path / "case").manifest()}

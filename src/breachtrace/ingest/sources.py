@@ -36,7 +36,7 @@ class InputFile:
     mtime: datetime | None = None  # last write, the reference for year-less timestamps
     disk_path: Path | None = None  # the evidence file itself (a .gz as stored), for hashing
     # SHA-256 of the whole file when the fingerprint already read all of it (small files)
-    _sha256: str = field(default="", repr=False, compare=False)
+    _sha256: str = field(default="", init=False, repr=False, compare=False)
 
     def head(self, n: int = HEAD_BYTES) -> bytes:
         with self.open() as fh:
