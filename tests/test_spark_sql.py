@@ -35,3 +35,23 @@ def test_parameters_are_bound_as_literals_with_the_meaning_duckdb_gives_them() -
         ("?", True, 2.5, datetime(2020, 1, 2, 0, 0, 0, 500), None, True, 0)
     ]
     assert "CAST('2020-01-02 00:00:00.000500' AS TIMESTAMP_NTZ)" in transpile(bound)
+
+
+def test_side_by_side_unnests_are_zipped_as_duckdb_zips_them() -> None:
+    sql = "SELECT 1 AS g, unnest(['a', 'b', 'c']) AS k, unnest([x, y]) AS v FROM t WHERE x > 0"
+    assert transpile(sql) == (
+        "SELECT 1 AS g, INLINE(ARRAYS_ZIP(ARRAY('a', 'b', 'c'), ARRAY(x, y))) AS (k, v) "
+        "FROM t WHERE x > 0"
+    )
+    # DuckDB pairs the i-th elements and pads the shorter list, as arrays_zip does
+    rows = (
+        duckdb.connect()
+        .execute(
+            "SELECT 1 AS g, unnest(['a', 'b', 'c']) AS k, unnest([x, y]) AS v "
+            "FROM (SELECT 1 AS x, 2 AS y) WHERE x > 0"
+        )
+        .fetchall()
+    )
+    assert rows == [(1, "a", 1), (1, "b", 2), (1, "c", None)]
+    alone = "SELECT unnest([x, y]) AS v, 2 AS w, unnest([z]) AS u FROM t"
+    assert "ARRAYS_ZIP" not in transpile(alone)  # not side by side: left as it was

@@ -16,6 +16,8 @@ rewritten here on the parsed tree, keeping DuckDB's meaning:
 - ``quantile_cont`` and ``median`` -> ``percentile`` (exact, interpolated); ``mad`` from the sorted list;
 - ``to_hours(n)`` and kin: ``n * INTERVAL '1' HOUR``; ``parse_dirpath``: a regexp;
 - ``CAST(unnest(list) AS T)``: the elements cast, then exploded;
+- several ``unnest`` side by side in one SELECT: DuckDB zips them (the i-th elements make a
+  row), Spark would multiply them; they become one ``inline(arrays_zip(...)) AS (a, b)``;
 - ``time_bucket(width, ts)``: arithmetic on microseconds from DuckDB's origin (2000-01-03);
 - ``epoch(ts)``: seconds with their fraction (Spark's ``unix_timestamp`` truncates);
 - ``to_microseconds(n)``: an interval literal; ``UBIGINT`` casts: DECIMAL(20, 0);
@@ -177,6 +179,8 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         cast = sqlglot.parse_one(f"transform(bt_x, bt_e -> CAST(bt_e AS {to}))", read="spark")
         cast.set("this", node.this.this)
         return exp.Explode(this=cast)
+    if isinstance(node, exp.Select):
+        return _zipped_unnests(node)
     if isinstance(node, exp.DateBin):
         return _time_bucket(node)
     if isinstance(node, exp.TimeToUnix):
@@ -190,6 +194,24 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.JSONObject):
         return _json_object(node)
     return node
+
+
+def _zipped_unnests(select: exp.Select) -> exp.Select:
+    """Side-by-side ``unnest(a) AS x, unnest(b) AS y`` as ``inline(arrays_zip(a, b)) AS (x, y)``
+    (both pad the shorter lists with NULL). Only consecutive, aliased ones: that is all the SQL
+    here writes; anything else is left as it was."""
+    projections = select.expressions
+    places = [
+        i for i, p in enumerate(projections)
+        if isinstance(p, exp.Alias) and isinstance(p.this, exp.Explode)
+    ]  # fmt: skip
+    if len(places) < 2 or places != list(range(places[0], places[-1] + 1)):
+        return select
+    lists = [projections[i].this.this for i in places]
+    names = [projections[i].args["alias"] for i in places]
+    zipped = exp.Aliases(this=exp.func("inline", exp.func("arrays_zip", *lists)), expressions=names)
+    select.set("expressions", [*projections[: places[0]], zipped, *projections[places[-1] + 1 :]])
+    return select
 
 
 def _ordered_list(order: exp.Order) -> exp.Expression:
