@@ -23,6 +23,7 @@ from sigma.processing.transformations import ValueListPlaceholderTransformation
 from sigma.rule import SigmaRule
 
 from breachtrace.detect.sigma.backend import DuckDBSigmaBackend
+from breachtrace.detect.sigma.logic import logic_of
 from breachtrace.detect.sigma.records import (
     CompiledCorrelation,
     CompiledRule,
@@ -73,6 +74,7 @@ def _compile_rule(backend: DuckDBSigmaBackend, rule: SigmaRule, meta: RuleMeta) 
     return CompiledRule(
         meta, ls.product, ls.category, ls.service, converted.sql,
         converted.fields, converted.lower_fields, converted.regexes, converted.anchors,
+        logic_of(converted.sql, _parse_sql),
     )  # fmt: skip
 
 
@@ -128,16 +130,22 @@ def _oneline(exc: object) -> str:
 
 
 @cache
-def _regex_checker() -> duckdb.DuckDBPyConnection:
+def _duckdb() -> duckdb.DuckDBPyConnection:
     return duckdb.connect()
 
 
 def _check_regex(pattern: str) -> None:
     """Raise if DuckDB's regex engine (RE2) rejects a pattern that pySigma accepted."""
     try:
-        _regex_checker().execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+        _duckdb().execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
     except duckdb.Error as exc:
         raise ValueError(f"regular expression {pattern!r} is not supported by RE2: {exc}") from None
+
+
+def _parse_sql(sql: str) -> str:
+    """DuckDB's parse of a statement, as JSON (what ``logic_of`` reads)."""
+    row = _duckdb().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    return str(row[0]) if row else '{"error": true}'
 
 
 def _pipeline(placeholders: Mapping[str, Sequence[str]]) -> ProcessingPipeline | None:

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from breachtrace.case import Case
-from breachtrace.detect.sigma import correlate, scan
+from breachtrace.detect.sigma import correlate, logic, scan
 from breachtrace.detect.sigma.cache import usable_cache_dir
 from breachtrace.detect.sigma.loader import LoadedRules, RuleFilter, default_rule_paths, load_rules
 from breachtrace.detect.sigma.logsources import Logsource, LogsourceMap, load_logsources
@@ -43,6 +43,11 @@ from breachtrace.detect.sigma.records import (
 from breachtrace.engines.base import Engine, open_engine, query_errors, tuples
 from breachtrace.findings import write_findings
 from breachtrace.schema import FINDING_SCHEMA
+
+# A rule whose tree (logic.py) the prefilter limited to at most this many rows is evaluated in
+# Python on them: planning its SQL costs about a millisecond, evaluating a tree on a row a few
+# microseconds.
+DECIDE_MAX_ROWS = scan.ROW_FILTER_MAX
 
 # Rows of a group's table up to which the prefilter checks texts row by row (Python walks each
 # non-null anchored value, ~1 us each; most of a row's fields are null)
@@ -74,6 +79,7 @@ class HuntSummary:
     fired: dict[str, int] = field(default_factory=dict)  # rule id -> findings
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     rules_planned: int = 0  # rules whose SQL ran (the others' texts occur in no event)
+    rules_decided: int = 0  # rules evaluated in Python on their few candidate rows (logic.py)
 
 
 def hunt(
@@ -199,12 +205,16 @@ def _run(
     say(
         f"{summary.events_total:,} events; {summary.events_scanned:,} seen by {len(groups)} logsource groups"
     )
-    _load_events(con, needed)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # the engine copies the records while this thread builds the prefilter's automata
+        loading = background.submit(_load_events, con, needed)
+        anchors = {g.number: scan.Anchors.of(g) for g in groups}
+        loading.result()
     con.execute("CREATE OR REPLACE TABLE hunt_hits (rule_no INTEGER, eid BIGINT, fields VARCHAR)")
     con.execute("CREATE OR REPLACE TABLE hunt_matches (rule_no INTEGER, first_eid BIGINT)")
     summary.timings["events"] = time.perf_counter() - began
     formats_of = {row[0]: row[1] for row in classes}
-    failed = _scan(con, groups, formats_of, mapping, say, threads, summary)
+    failed = _scan(con, groups, anchors, formats_of, mapping, say, threads, summary)
     mark = time.perf_counter()
     for rule_no, reason in failed.items():
         meta = rules[rule_no].meta
@@ -227,6 +237,11 @@ def _run(
     )
     summary.scan_seconds = time.perf_counter() - began
     summary.timings["findings"] = time.perf_counter() - mark
+    if con.name != "duckdb":  # DuckDB's database is the hunt's own, in memory: gone on close
+        _drop_work_tables(con, groups)
+
+
+def _drop_work_tables(con: Engine, groups: list[scan.RuleGroup]) -> None:
     for group in groups:
         con.execute(f"DROP {'VIEW' if group.searches_records else 'TABLE'} IF EXISTS {group.table}")
         if group.joins_records:
@@ -285,6 +300,7 @@ def _load_events(con: Engine, classes: list[int]) -> None:
 def _scan(
     con: Engine,
     groups: list[scan.RuleGroup],
+    anchors: dict[int, scan.Anchors],
     formats_of: dict[int, str],
     mapping: LogsourceMap,
     say: Callable[[str], None],
@@ -325,17 +341,75 @@ def _scan(
         list(pool.map(extract, ordered))
         summary.timings["extract"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        runnable, limited = _candidates(con, ordered)
+        runnable, limited = _candidates(con, ordered, anchors)
+        decided = {
+            g.number: [(no, r) for no, r in runnable[g.number] if _decidable(r, limited.get(no))]
+            for g in ordered
+        }
+        for number, rules in decided.items():
+            if rules:
+                numbers = {no for no, _ in rules}
+                runnable[number] = [(no, r) for no, r in runnable[number] if no not in numbers]
         summary.timings["prefilter"] = time.perf_counter() - mark
         jobs = [(g, b) for g in ordered for b in scan.batches(runnable[g.number])]
         summary.rules_planned = sum(len(r) for r in runnable.values())
-        say(f"matching {summary.rules_planned} of {sum(len(g.rules) for g in groups)} rules "
-            f"(the others' texts occur in no event) in {len(jobs)} batches")  # fmt: skip
+        summary.rules_decided = sum(len(r) for r in decided.values())
+        say(f"matching {summary.rules_planned + summary.rules_decided} of "
+            f"{sum(len(g.rules) for g in groups)} rules (the others' texts occur in no event): "
+            f"{summary.rules_planned} in {len(jobs)} SQL batches, {summary.rules_decided} in "
+            "Python on their few candidate rows")  # fmt: skip
         mark = time.perf_counter()
-        list(pool.map(match, jobs))
+        matching = [pool.submit(match, job) for job in jobs]
+        # this thread decides its rules while the pool plans and runs the others
+        _decide(con, ordered, decided, limited)
+        summary.timings["decide"] = time.perf_counter() - mark
+        for job in matching:
+            job.result()
         list(pool.map(fields, _matched(con, ordered)))
         summary.timings["match"] = time.perf_counter() - mark
     return failed
+
+
+def _decidable(rule: CompiledRule, rows: tuple[int, ...] | None) -> bool:
+    """Whether the rule is evaluated in Python: its condition has a tree and the prefilter
+    limited it to a few rows (on many rows DuckDB's vectorized scan is the faster)."""
+    return rule.logic is not None and rows is not None and len(rows) <= DECIDE_MAX_ROWS
+
+
+def _decide(
+    con: Engine,
+    groups: list[scan.RuleGroup],
+    decided: dict[int, list[tuple[int, CompiledRule]]],
+    limited: dict[int, tuple[int, ...]],
+) -> None:
+    """Evaluate the decided rules on their rows' values (one query for every group) and add
+    their hits to ``hunt_matches``, as the SQL batches do."""
+    jobs = []
+    for group in groups:
+        rules = decided.get(group.number) or []
+        if rules:
+            names = sorted(set().union(*(logic.columns(r.logic or []) for _, r in rules)))
+            rows = sorted({row for no, _ in rules for row in limited[no]})
+            jobs.append((group, names, rows))
+    if not jobs:
+        return
+    values: dict[tuple[int, int], dict[str, str | None]] = {}
+    for grp, row, column, value in tuples(con, scan.row_values_sql(jobs)):
+        values.setdefault((grp, row), {})[column] = value
+    hits: list[tuple[int, int]] = []
+    for group in groups:
+        for no, rule in decided.get(group.number) or []:
+            for row in limited[no]:
+                if logic.evaluate(rule.logic or [], values.get((group.number, row), {})) is True:
+                    hits.append((no, row))
+    if hits:
+        table = pa.table({
+            "rule_no": pa.array([h[0] for h in hits], pa.int32()),
+            "first_eid": pa.array([h[1] for h in hits], pa.int64()),
+        })  # fmt: skip
+        con.register("hunt_decided", table)
+        con.execute("INSERT INTO hunt_matches SELECT rule_no, first_eid FROM hunt_decided")
+        con.unregister("hunt_decided")
 
 
 def _matched(
@@ -352,7 +426,7 @@ def _matched(
 
 
 def _candidates(
-    con: Engine, groups: list[scan.RuleGroup]
+    con: Engine, groups: list[scan.RuleGroup], anchors: dict[int, scan.Anchors]
 ) -> tuple[dict[int, list[tuple[int, CompiledRule]]], dict[int, tuple[int, ...]]]:
     """Per group, the rules worth planning: those whose anchor texts occur in its events; and
     the rules limited to the few rows where their texts occur together."""
@@ -360,7 +434,7 @@ def _candidates(
     limited: dict[int, tuple[int, ...]] = {}
     # Checking a text costs about what evaluating a rule's predicate on it would (both scan the
     # field's values), but over distinct values and without planning a query per rule.
-    texts = {g.number: scan.anchor_texts(g) for g in groups}
+    texts = {g.number: anchors[g.number].texts for g in groups}
     chosen = [(g, scan.anchored_fields(texts[g.number])) for g in groups if texts[g.number]]
     if not chosen:
         return runnable, limited
@@ -377,7 +451,8 @@ def _candidates(
         for grp, field_name, value, rows in tuples(con, scan.rows_sql(by_row)):
             cells.setdefault(grp, []).append((field_name, value, rows))
         for group, _fields in by_row:
-            found = scan.row_candidates(group, texts[group.number], cells.get(group.number, []))
+            found = scan.row_candidates(group, texts[group.number], cells.get(group.number, []),
+                                        anchors[group.number].automata)  # fmt: skip
             runnable[group.number] = found.rules
             limited.update(found.rows)
     by_value = [(g, f) for g, f in chosen if g.number not in row_checked]
@@ -386,7 +461,9 @@ def _candidates(
         for grp, field_name, value in tuples(con, scan.values_sql(by_value)):
             values.setdefault(grp, {}).setdefault(field_name, []).append(value)
         for group, _fields in by_value:
-            present = scan.present_texts(texts[group.number], values.get(group.number, {}))
+            present = scan.present_texts(
+                texts[group.number], values.get(group.number, {}), anchors[group.number].automata
+            )
             runnable[group.number] = scan.candidates(group, texts[group.number], present)
     return runnable, limited
 

@@ -47,6 +47,8 @@ class CompiledRule:
     regexes: tuple[str, ...] = ()
     # clauses of (field, text) pairs: each clause needs one of its texts to occur (backend.py)
     anchors: tuple[tuple[tuple[str, str], ...], ...] | None = None
+    # the condition as a tree the hunt can evaluate in Python (logic.py), if the SQL allows it
+    logic: list[Any] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

@@ -285,6 +285,22 @@ def rows_sql(groups: list[tuple[RuleGroup, list[str]]]) -> str:
     )
 
 
+def row_values_sql(jobs: list[tuple[RuleGroup, list[str], list[int]]]) -> str:
+    """SELECT (group number, row, column, value) of the given columns (names as in
+    ``logic.py``) on the given rows (``first_eid``) of each group's table: what the rules
+    decided in Python read."""
+    parts = []
+    for group, names, rows in jobs:
+        labels = ", ".join(sql_literal(n) for n in names)
+        columns = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+        parts.append(
+            f"SELECT {group.number} AS grp, first_eid AS row, unnest([{labels}]) AS col, "
+            f"unnest([{columns}]) AS value FROM {group.table} "
+            f"WHERE first_eid IN ({', '.join(map(str, rows))})"
+        )
+    return " UNION ALL ".join(parts)
+
+
 def sizes_sql(groups: list[RuleGroup]) -> str:
     """SELECT (group number, rows) of the given groups' tables."""
     return " UNION ALL ".join(
@@ -321,14 +337,33 @@ def _automata(texts: list[tuple[str, str]]) -> dict[str, ahocorasick.Automaton]:
     return automata
 
 
-def present_texts(texts: list[tuple[str, str]], values: dict[str, list[str]]) -> set[int]:
-    """Indices of the (field, text) anchors occurring in some value of their field.
+@dataclass
+class Anchors:
+    """A group's distinct (field, text) anchors (``anchor_texts``) and one Aho-Corasick
+    automaton per field over them: built once, while the engine is busy elsewhere."""
+
+    texts: list[tuple[str, str]]
+    automata: dict[str, ahocorasick.Automaton]
+
+    @classmethod
+    def of(cls, group: RuleGroup) -> Anchors:
+        texts = anchor_texts(group)
+        return cls(texts, _automata(texts))
+
+
+def present_texts(
+    texts: list[tuple[str, str]],
+    values: dict[str, list[str]],
+    automata: dict[str, ahocorasick.Automaton] | None = None,
+) -> set[int]:
+    """Indices of the (field, text) anchors occurring in some value of their field
+    (``automata``: those of ``texts``, if already built).
 
     One Aho-Corasick automaton per field scans each distinct value once for all of its texts;
     a join of texts by values with ``contains`` costs texts x values.
     """
     found: set[int] = set()
-    for name, automaton in _automata(texts).items():
+    for name, automaton in (automata or _automata(texts)).items():
         wanted = len({n for hits in automaton.values() for n in hits})
         seen: set[int] = set()
         for value in values.get(name, ()):
@@ -367,13 +402,16 @@ class RowCandidates:
 
 
 def row_candidates(
-    group: RuleGroup, texts: list[tuple[str, str]], values: list[tuple[str, str, list[int]]]
+    group: RuleGroup,
+    texts: list[tuple[str, str]],
+    values: list[tuple[str, str, list[int]]],
+    automata: dict[str, ahocorasick.Automaton] | None = None,
 ) -> RowCandidates:
     """The group's rules whose anchor clauses all hold in one same row (a rule matches an event
     only where each clause has a text in that event's values), from its (field, lower-cased
     value, rows having it). Sharper than ``candidates``: texts in different events do not
-    count."""
-    automata = _automata(texts)
+    count. ``automata``: those of ``texts``, if already built."""
+    automata = automata or _automata(texts)
     rows_with: dict[int, set[int]] = {}  # anchor index -> rows where it occurs
     for name, value, rows in values:
         automaton = automata.get(name)

@@ -1,0 +1,191 @@
+"""A compiled rule's condition as a small boolean tree, for rules the hunt decides in Python.
+
+Most rules a small case plans are limited by the prefilter to a few rows (``scan.py``), where
+DuckDB spends about a millisecond planning each one and microseconds running it. A rule whose
+SQL uses only string tests (``contains``, ``starts_with``, ``ends_with``, ``=``, ``IN``,
+``IS [NOT] NULL``) joined by ``AND``/``OR``/``NOT``/``coalesce`` is instead evaluated here on
+the values of those rows, with SQL's three-valued logic (``None`` is NULL).
+
+The tree is read off DuckDB's own parse of the rule's SQL (``json_serialize_sql``) when the rule
+is compiled, and cached with it; anything outside that subset (regular expressions, LIKE
+patterns, casts, numeric comparisons) leaves the rule to DuckDB. Trees are plain lists, as
+stored in the rule cache:
+
+    ["and", t, ...]  ["or", t, ...]  ["not", t]  ["coalesce", t, ...]  ["const", value]
+    ["contains" | "starts" | "ends" | "eq", column, text]  ["in", column, [text, ...]]
+    ["null", column]  ["notnull", column]
+
+where ``column`` is a field column's name as the hunt's group tables spell it (``l:^image``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Tree = list[Any]
+Row = Mapping[str, str | None]
+
+# DuckDB's SQL text never holds these in a rule the subset covers: skip parsing those rules
+_OUTSIDE = ("regexp_", "LIKE", "like_escape", "CAST", "date_part", " < ", " > ", " <= ", " >= ")
+_FUNCTIONS = {"contains": "contains", "starts_with": "starts", "ends_with": "ends"}
+
+
+class _Outside(Exception):
+    """The SQL uses something the tree does not cover."""
+
+
+def logic_of(sql: str, parse: Callable[[str], str]) -> Tree | None:
+    """The tree of a rule's SQL condition, or None if the SQL is outside the subset.
+    ``parse`` returns DuckDB's ``json_serialize_sql`` of a statement."""
+    if any(token in sql for token in _OUTSIDE):
+        return None
+    try:
+        parsed = json.loads(parse(f"SELECT {sql}"))
+        if parsed.get("error"):
+            return None
+        (statement,) = parsed["statements"]
+        (expression,) = statement["node"]["select_list"]
+        return _tree(expression)
+    except (_Outside, KeyError, TypeError, ValueError):
+        return None
+
+
+def _tree(node: dict[str, Any]) -> Tree:
+    kind = node.get("type")
+    children = node.get("children") or []
+    if kind == "CONJUNCTION_AND":
+        return ["and", *(_tree(c) for c in children)]
+    if kind == "CONJUNCTION_OR":
+        return ["or", *(_tree(c) for c in children)]
+    if kind == "OPERATOR_NOT" and len(children) == 1:
+        return ["not", _tree(children[0])]
+    if kind == "OPERATOR_COALESCE":
+        return ["coalesce", *(_tree(c) for c in children)]
+    if kind in ("OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL") and len(children) == 1:
+        return ["null" if kind == "OPERATOR_IS_NULL" else "notnull", _column(children[0])]
+    if kind == "VALUE_CONSTANT":
+        value = _constant(node)
+        if isinstance(value, bool) or value is None:
+            return ["const", value]
+        raise _Outside
+    if kind == "COMPARE_EQUAL":
+        return ["eq", _column(node["left"]), _text(node["right"])]
+    if kind == "COMPARE_IN" and len(children) > 1:
+        return ["in", _column(children[0]), [_text(c) for c in children[1:]]]
+    if node.get("class") == "FUNCTION" and not node.get("is_operator"):
+        name = _FUNCTIONS.get(node.get("function_name", ""))
+        arguments = [a.get("expression", a) for a in _arguments(node)]
+        if name and len(arguments) == 2 and not node.get("schema") and not node.get("distinct"):
+            return [name, _column(arguments[0]), _text(arguments[1])]
+    raise _Outside
+
+
+def _arguments(node: dict[str, Any]) -> list[dict[str, Any]]:
+    # DuckDB 2 names a function's arguments; 1.x lists its children
+    return node.get("arguments") or node.get("children") or []
+
+
+def _column(node: dict[str, Any]) -> str:
+    names = node.get("column_names")
+    if node.get("type") != "COLUMN_REF" or not names or len(names) != 1:
+        raise _Outside
+    return str(names[0])
+
+
+def _text(node: dict[str, Any]) -> str:
+    value = _constant(node) if node.get("type") == "VALUE_CONSTANT" else None
+    if not isinstance(value, str):
+        raise _Outside
+    return value
+
+
+def _constant(node: dict[str, Any]) -> str | bool | None:
+    literal = node.get("literal")
+    if literal is not None:  # DuckDB 2: {"kind": "STRING", "text": ...}
+        kind = literal.get("kind")
+        if kind == "STRING":
+            return str(literal["text"])
+        if kind == "BOOLEAN":
+            return _boolean(literal.get("text", literal.get("value")))
+        if kind in ("NULL", "NULL_LITERAL"):
+            return None
+        raise _Outside
+    value = node["value"]  # DuckDB 1.x: {"type": {"id": "VARCHAR"}, "is_null": ..., "value": ...}
+    if value.get("is_null"):
+        return None
+    type_id = value["type"]["id"]
+    if type_id == "VARCHAR":
+        return str(value["value"])
+    if type_id == "BOOLEAN":
+        return _boolean(value["value"])
+    raise _Outside
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise _Outside
+
+
+def columns(tree: Tree) -> set[str]:
+    """The columns a tree reads."""
+    op = tree[0]
+    if op in ("and", "or", "not", "coalesce"):
+        return set().union(*(columns(t) for t in tree[1:]))
+    if op == "const":
+        return set()
+    return {tree[1]}
+
+
+def evaluate(tree: Tree, row: Row) -> bool | None:
+    """The tree's value on one row (column -> value, None for NULL), as SQL would give it."""
+    op = tree[0]
+    if op == "and":
+        unknown = False
+        for part in tree[1:]:
+            value = evaluate(part, row)
+            if value is False:
+                return False
+            unknown = unknown or value is None
+        return None if unknown else True
+    if op == "or":
+        unknown = False
+        for part in tree[1:]:
+            value = evaluate(part, row)
+            if value is True:
+                return True
+            unknown = unknown or value is None
+        return None if unknown else False
+    if op == "not":
+        value = evaluate(tree[1], row)
+        return None if value is None else not value
+    if op == "coalesce":
+        for part in tree[1:]:
+            value = evaluate(part, row)
+            if value is not None:
+                return value
+        return None
+    if op == "const":
+        return tree[1]
+    found = row.get(tree[1])
+    if op == "null":
+        return found is None
+    if op == "notnull":
+        return found is not None
+    if found is None:
+        return None
+    if op == "contains":
+        return tree[2] in found
+    if op == "starts":
+        return found.startswith(tree[2])
+    if op == "ends":
+        return found.endswith(tree[2])
+    if op == "eq":
+        return found == tree[2]
+    if op == "in":
+        return found in tree[2]
+    raise ValueError(f"unknown operation in a rule's logic: {op!r}")
