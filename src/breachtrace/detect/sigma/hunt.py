@@ -42,6 +42,7 @@ from breachtrace.detect.sigma.records import (
 )
 from breachtrace.engines.base import Engine, open_engine, query_errors, tuples
 from breachtrace.findings import write_findings
+from breachtrace.gc_paused import gc_paused
 from breachtrace.schema import FINDING_SCHEMA
 
 # A rule whose tree (logic.py) the prefilter limited to at most this many rows is evaluated in
@@ -107,6 +108,24 @@ def hunt(
     receives one-line messages. ``engine`` runs the SQL on "duckdb" (default) or "spark"
     (``spark_master``, default local[*]). Returns counts, timings and every skipped rule.
     """
+    with gc_paused():  # the hunt's objects are freed by reference counting (gc_paused.py)
+        return _hunt(case, rule_paths, min_level, statuses, tags, progress, placeholders,
+                     cache_dir, threads, engine, spark_master)  # fmt: skip
+
+
+def _hunt(
+    case: Case,
+    rule_paths: Sequence[Path],
+    min_level: str | None,
+    statuses: Sequence[str],
+    tags: Sequence[str],
+    progress: Callable[[str], None] | None,
+    placeholders: Mapping[str, Sequence[str]] | None,
+    cache_dir: Path | None,
+    threads: int | None,
+    engine: str,
+    spark_master: str | None,
+) -> HuntSummary:
     started = time.perf_counter()
     say = progress or (lambda _m: None)
     mapping = load_logsources()
