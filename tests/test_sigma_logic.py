@@ -49,6 +49,10 @@ SQL = [
     "true",
     """contains("v:a", 'Windows') AND NULL""",
     """coalesce(NULL, contains("l:b", 'net'), false)""",
+    # regular expressions that only list texts (the backend's merged ORs)
+    r"""regexp_matches("l:a", '(?s)(?:^c:\\windows\\)|(?:\.exe$)|(?:it''s)|(?:^$)')""",
+    r"""regexp_matches("l:b", '(?s)(?:admin\$)|(?:^whoami /all$)|(?:\\\\host)')""",
+    r"""NOT coalesce(regexp_matches("l:a", '(?:ß\.exe$)'), false)""",
 ]
 
 
@@ -79,6 +83,9 @@ def test_tree_agrees_with_duckdb_on_every_row(table: duckdb.DuckDBPyConnection, 
     "sql",
     [
         """regexp_matches("v:a", 'x.*y')""",
+        r"""regexp_matches("l:a", '(?s)(?:^c:.*\.exe$)')""",  # a wildcard
+        r"""regexp_matches("l:a", '(?i)(?:cmd)')""",  # a flag other than s
+        r"""regexp_matches("l:a", '(?:\d+)')""",  # a class
         """"l:a" LIKE '%x\\_y%' ESCAPE '\\'""",
         """TRY_CAST("v:a" AS DOUBLE) > 4""",
         """"l:a" = "l:b\"""",  # a field reference, not a text

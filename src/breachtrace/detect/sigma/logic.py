@@ -3,12 +3,13 @@
 Most rules a small case plans are limited by the prefilter to a few rows (``scan.py``), where
 DuckDB spends about a millisecond planning each one and microseconds running it. A rule whose
 SQL uses only string tests (``contains``, ``starts_with``, ``ends_with``, ``=``, ``IN``,
-``IS [NOT] NULL``) joined by ``AND``/``OR``/``NOT``/``coalesce`` is instead evaluated here on
-the values of those rows, with SQL's three-valued logic (``None`` is NULL).
+``IS [NOT] NULL``, and regular expressions that merely list texts) joined by
+``AND``/``OR``/``NOT``/``coalesce`` is instead evaluated here on the values of those rows, with
+SQL's three-valued logic (``None`` is NULL).
 
 The tree is read off DuckDB's own parse of the rule's SQL (``json_serialize_sql``) when the rule
 is compiled, and cached with it; anything outside that subset (regular expressions, LIKE
-patterns, casts, numeric comparisons) leaves the rule to DuckDB. Trees are plain lists, as
+patterns, casts, numeric comparisons, any other regular expression) leaves the rule to DuckDB. Trees are plain lists, as
 stored in the rule cache:
 
     ["and", t, ...]  ["or", t, ...]  ["not", t]  ["coalesce", t, ...]  ["const", value]
@@ -28,8 +29,10 @@ Tree = list[Any]
 Row = Mapping[str, str | None]
 
 # DuckDB's SQL text never holds these in a rule the subset covers: skip parsing those rules
-_OUTSIDE = ("regexp_", "LIKE", "like_escape", "CAST", "date_part", " < ", " > ", " <= ", " >= ")
+_OUTSIDE = ("LIKE", "like_escape", "CAST", "date_part", " < ", " > ", " <= ", " >= ")
 _FUNCTIONS = {"contains": "contains", "starts_with": "starts", "ends_with": "ends"}
+# RE2's special characters: outside the subset unless escaped (then they stand for themselves)
+_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 
 
 class _Outside(Exception):
@@ -75,11 +78,53 @@ def _tree(node: dict[str, Any]) -> Tree:
     if kind == "COMPARE_IN" and len(children) > 1:
         return ["in", _column(children[0]), [_text(c) for c in children[1:]]]
     if node.get("class") == "FUNCTION" and not node.get("is_operator"):
-        name = _FUNCTIONS.get(node.get("function_name", ""))
+        function = node.get("function_name", "")
         arguments = [a.get("expression", a) for a in _arguments(node)]
-        if name and len(arguments) == 2 and not node.get("schema") and not node.get("distinct"):
-            return [name, _column(arguments[0]), _text(arguments[1])]
+        if len(arguments) != 2 or node.get("schema") or node.get("distinct"):
+            raise _Outside
+        if function in _FUNCTIONS:
+            return [_FUNCTIONS[function], _column(arguments[0]), _text(arguments[1])]
+        if function == "regexp_matches":
+            return _literal_alternation(_column(arguments[0]), _text(arguments[1]))
     raise _Outside
+
+
+def _literal_alternation(column: str, pattern: str) -> Tree:
+    """A regular expression that only lists texts, each ``(?:^text$)``, ``(?:^text)``,
+    ``(?:text$)`` or ``(?:text)`` (how the backend merges a long OR of one field's values into
+    one scan), as the OR of the string tests it stands for. ``^`` and ``$`` are the ends of
+    the value (RE2 without the ``m`` flag); the ``s`` flag only changes ``.``, never used."""
+    body = pattern.removeprefix("(?s)")
+    if not body.startswith("(?:") or not body.endswith(")"):
+        raise _Outside
+    tests: Tree = ["or"]
+    for alternative in body[3:-1].split(")|(?:"):
+        start = alternative.startswith("^")
+        # a final $ is the end anchor unless escaped (an odd run of backslashes before it)
+        end = (
+            alternative.endswith("$")
+            and (len(alternative) - 1 - len(alternative[:-1].rstrip("\\"))) % 2 == 0
+        )
+        text = _re2_literal(alternative[int(start) : len(alternative) - int(end)])
+        kind = "eq" if start and end else "starts" if start else "ends" if end else "contains"
+        tests.append([kind, column, text])
+    return tests
+
+
+def _re2_literal(escaped: str) -> str:
+    """The text an RE2 pattern of plain and backslash-escaped special characters matches."""
+    out, i = [], 0
+    while i < len(escaped):
+        char = escaped[i]
+        if char == "\\" and i + 1 < len(escaped) and escaped[i + 1] in _RE2_SPECIAL:
+            out.append(escaped[i + 1])
+            i += 2
+        elif char in _RE2_SPECIAL:
+            raise _Outside  # a wildcard, a class, a group: a real regular expression
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 def _arguments(node: dict[str, Any]) -> list[dict[str, Any]]:
