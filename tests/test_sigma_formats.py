@@ -62,3 +62,21 @@ def test_empty_case(tmp_path: Path) -> None:
     summary = hunt(case, [write_rules(tmp_path / "rules", RULES)], cache_dir=tmp_path / "cache")
     assert summary.findings == 0 and summary.events_total == 0
     assert matched_records(case) == {}
+
+
+def test_wrapped_values_are_read_as_text_and_only_where_they_occur(tmp_path: Path) -> None:
+    """Unnamed EVTX Data items are stored as {"#text": [...]}: read as their lines of text.
+    Extraction unwraps only the classes whose records hold such values."""
+    inputs = [DATA / "sigma" / "wrapped", DATA / "evtx" / "psexec-4688-4697-5140-5145.evtx"]
+    ingest(tmp_path / "case", inputs)
+    case = Case.open(tmp_path / "case")
+    application = {"product": "windows", "service": "application"}
+    rules = {
+        "xp_cmdshell": rule_yaml("xp_cmdshell", application, {
+            "sel": {"EventID": 15457, "Data|startswith": "xp_cmdshell\n0"}, "condition": "sel"}),
+        "service_installed": rule_yaml("service_installed", SECURITY, {
+            "sel": {"EventID": 4697, "ServiceFileName|contains": "PSEXESVC"}, "condition": "sel"}),
+    }  # fmt: skip
+    summary = hunt(case, [write_rules(tmp_path / "rules", rules)], cache_dir=tmp_path / "cache")
+    assert not summary.skipped
+    assert set(matched_records(case)) == {rule_id("xp_cmdshell"), rule_id("service_installed")}

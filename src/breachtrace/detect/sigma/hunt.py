@@ -231,7 +231,7 @@ def _run(
         # the engine copies the records while this thread builds the prefilter's automata
         loading = background.submit(_load_events, con, needed)
         anchors = {g.number: scan.Anchors.of(g) for g in groups}
-        loading.result()
+        wrapped = loading.result()
     con.execute("CREATE OR REPLACE TABLE hunt_hits (rule_no INTEGER, eid BIGINT, fields VARCHAR)")
     con.execute("CREATE OR REPLACE TABLE hunt_matches (rule_no INTEGER, first_eid BIGINT)")
     if con.name == "duckdb" and summary.events_scanned <= DUCKDB_ROW_GROUP:
@@ -241,7 +241,7 @@ def _run(
         con.execute("SET threads = 1")
     summary.timings["events"] = time.perf_counter() - began
     formats_of = {row[0]: row[1] for row in classes}
-    failed = _scan(con, groups, anchors, formats_of, mapping, say, threads, summary)
+    failed = _scan(con, groups, anchors, formats_of, wrapped, mapping, say, threads, summary)
     mark = time.perf_counter()
     for rule_no, reason in failed.items():
         meta = rules[rule_no].meta
@@ -311,10 +311,13 @@ def _group(
     return [g for g in groups.values() if g.events]
 
 
-def _load_events(con: Engine, classes: list[int]) -> None:
+def _load_events(con: Engine, classes: list[int]) -> set[int]:
+    """Copy the records of these classes into ``hunt_events``; returns the classes with some
+    record that may hold a wrapped value (``scan.wrapped_test``), the only ones extraction
+    unwraps."""
     wanted = ", ".join(str(c) for c in classes) or "NULL"
     con.create_table("hunt_events", f"""
-        SELECT c.cls, e.event_uid, e.raw
+        SELECT c.cls, e.event_uid, e.raw, {scan.wrapped_test("e.raw")} AS wrapped
         FROM events e JOIN hunt_classes c
           ON e.source_format IS NOT DISTINCT FROM c.source_format
          AND e.channel IS NOT DISTINCT FROM c.channel
@@ -322,6 +325,7 @@ def _load_events(con: Engine, classes: list[int]) -> None:
          AND e.event_code IS NOT DISTINCT FROM c.event_code
         WHERE c.cls IN ({wanted})
     """, row_ids=True)  # fmt: skip
+    return {row[0] for row in tuples(con, "SELECT DISTINCT cls FROM hunt_events WHERE wrapped")}
 
 
 def _scan(
@@ -329,6 +333,7 @@ def _scan(
     groups: list[scan.RuleGroup],
     anchors: dict[int, scan.Anchors],
     formats_of: dict[int, str],
+    wrapped: set[int],
     mapping: LogsourceMap,
     say: Callable[[str], None],
     threads: int | None,
@@ -350,7 +355,7 @@ def _scan(
 
     def extract(group: scan.RuleGroup) -> None:
         with worker() as cur:
-            cur.execute(scan.extract_sql(group, formats_of, mapping))
+            cur.execute(scan.extract_sql(group, formats_of, mapping, wrapped))
 
     def match(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
         group, batch = job
