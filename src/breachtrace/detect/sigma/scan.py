@@ -285,8 +285,16 @@ def anchored_fields(texts: list[tuple[str, str]]) -> list[str]:
 
 
 def _lowered_values(group: RuleGroup, fields: list[str]) -> tuple[str, str]:
+    """The fields' names and lower-cased values, side by side, to unnest (the extraction's
+    lower-cased column where it made one, rather than lowering the values again)."""
+    lowered = group.fields()[1]
     names = ", ".join(sql_literal(f) for f in fields)
-    columns = ", ".join(f"lower(CAST({field_column(f)} AS VARCHAR))" for f in fields)
+    columns = ", ".join(
+        field_column(f, lower=True)
+        if f in lowered
+        else f"lower(CAST({field_column(f)} AS VARCHAR))"
+        for f in fields
+    )
     return f"unnest([{names}]) AS field", f"unnest([{columns}]) AS value"
 
 
