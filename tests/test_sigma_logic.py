@@ -13,7 +13,7 @@ from test_sigma_modifiers import CASES
 from breachtrace.case import Case
 from breachtrace.detect.sigma import hunt
 from breachtrace.detect.sigma.compiler import compile_text
-from breachtrace.detect.sigma.logic import columns, evaluate, logic_of
+from breachtrace.detect.sigma.logic import columns, evaluate, logic_of, tree
 from breachtrace.detect.sigma.records import CompiledRule
 from breachtrace.ingest.runner import ingest
 
@@ -70,13 +70,13 @@ def _parse(con: duckdb.DuckDBPyConnection) -> Callable[[str], str]:
 
 @pytest.mark.parametrize("sql", SQL)
 def test_tree_agrees_with_duckdb_on_every_row(table: duckdb.DuckDBPyConnection, sql: str) -> None:
-    tree = logic_of(sql, _parse(table))
-    assert tree is not None, sql
+    found = logic_of(sql, _parse(table))
+    assert found is not None, sql
     expected = dict(table.execute(f"SELECT n, ({sql}) FROM t ORDER BY n").fetchall())
     for n, (a, b, va) in enumerate(ROWS):
         row = {"l:a": a, "l:b": b, "v:a": va}
-        assert evaluate(tree, row) == expected[n], (sql, row)
-    assert columns(tree) <= {"l:a", "l:b", "v:a"}
+        assert evaluate(found, row) == expected[n], (sql, row)
+    assert columns(found) <= {"l:a", "l:b", "v:a"}
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,8 @@ def test_compiled_rules_carry_their_tree() -> None:
     (without,) = compile_text(regex, "regex.yml", {})
     assert isinstance(with_tree, CompiledRule) and isinstance(without, CompiledRule)
     assert with_tree.logic is not None and without.logic is None
-    assert columns(with_tree.logic) == {"l:^image", "l:^command^line", "v:^parent^image"}
+    assert with_tree.logic is not None
+    assert columns(tree(with_tree.logic)) == {"l:^image", "l:^command^line", "v:^parent^image"}
 
 
 def _both_ways(case: Case, rules: Path, cache: Path) -> tuple[dict, dict, int]:

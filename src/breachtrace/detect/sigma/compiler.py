@@ -23,7 +23,7 @@ from sigma.processing.transformations import ValueListPlaceholderTransformation
 from sigma.rule import SigmaRule
 
 from breachtrace.detect.sigma.backend import DuckDBSigmaBackend
-from breachtrace.detect.sigma.logic import logic_of
+from breachtrace.detect.sigma.logic import logic_text
 from breachtrace.detect.sigma.records import (
     CompiledCorrelation,
     CompiledRule,
@@ -74,7 +74,7 @@ def _compile_rule(backend: DuckDBSigmaBackend, rule: SigmaRule, meta: RuleMeta) 
     return CompiledRule(
         meta, ls.product, ls.category, ls.service, converted.sql,
         converted.fields, converted.lower_fields, converted.regexes, converted.anchors,
-        logic_of(converted.sql, _parse_sql),
+        logic_text(converted.sql, _parse_sql),
     )  # fmt: skip
 
 
@@ -143,7 +143,7 @@ def _check_regex(pattern: str) -> None:
 
 
 def _parse_sql(sql: str) -> str:
-    """DuckDB's parse of a statement, as JSON (what ``logic_of`` reads)."""
+    """DuckDB's parse of a statement, as JSON (what ``logic_text`` reads)."""
     row = _duckdb().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
     return str(row[0]) if row else '{"error": true}'
 

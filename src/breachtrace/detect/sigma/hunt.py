@@ -416,11 +416,12 @@ def _decide(
 ) -> None:
     """Evaluate the decided rules on their rows' values (one query for every group) and add
     their hits to ``hunt_matches``, as the SQL batches do."""
+    trees = {no: logic.tree(r.logic or "") for rules in decided.values() for no, r in rules}
     jobs = []
     for group in groups:
         rules = decided.get(group.number) or []
         if rules:
-            names = sorted(set().union(*(logic.columns(r.logic or []) for _, r in rules)))
+            names = sorted(set().union(*(logic.columns(trees[no]) for no, _ in rules)))
             rows = sorted({row for no, _ in rules for row in limited[no]})
             jobs.append((group, names, rows))
     if not jobs:
@@ -430,9 +431,9 @@ def _decide(
         values.setdefault((grp, row), {})[column] = value
     hits: list[tuple[int, int]] = []
     for group in groups:
-        for no, rule in decided.get(group.number) or []:
+        for no, _rule in decided.get(group.number) or []:
             for row in limited[no]:
-                if logic.evaluate(rule.logic or [], values.get((group.number, row), {})) is True:
+                if logic.evaluate(trees[no], values.get((group.number, row), {})) is True:
                     hits.append((no, row))
     if hits:
         table = pa.table({

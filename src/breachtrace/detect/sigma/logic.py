@@ -8,7 +8,7 @@ SQL uses only string tests (``contains``, ``starts_with``, ``ends_with``, ``=``,
 SQL's three-valued logic (``None`` is NULL).
 
 The tree is read off DuckDB's own parse of the rule's SQL (``json_serialize_sql``) when the rule
-is compiled, and cached with it; anything outside that subset (regular expressions, LIKE
+is compiled, and cached with it as JSON text; anything outside that subset (regular expressions, LIKE
 patterns, casts, numeric comparisons, any other regular expression) leaves the rule to DuckDB. Trees are plain lists, as
 stored in the rule cache:
 
@@ -53,6 +53,20 @@ def logic_of(sql: str, parse: Callable[[str], str]) -> Tree | None:
         return _tree(expression)
     except (_Outside, KeyError, TypeError, ValueError):
         return None
+
+
+def logic_text(sql: str, parse: Callable[[str], str]) -> str | None:
+    """``logic_of`` as the JSON text a compiled rule keeps (``tree`` reads it back)."""
+    found = logic_of(sql, parse)
+    return None if found is None else json.dumps(found, ensure_ascii=False, separators=(",", ":"))
+
+
+def tree(text: str) -> Tree:
+    """A compiled rule's tree from its JSON text."""
+    parsed = json.loads(text)
+    if not isinstance(parsed, list):
+        raise ValueError("a rule's logic is not a tree")
+    return parsed
 
 
 def _tree(node: dict[str, Any]) -> Tree:
