@@ -448,12 +448,12 @@ def _decide(
 def _matched(
     con: Engine, groups: list[scan.RuleGroup]
 ) -> list[tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]]:
-    """Per table group, its rules with rows in hunt_matches."""
+    """Per row-keyed group, its rules with rows in hunt_matches (see ``fields_sql``)."""
     matched = {row[0] for row in tuples(con, "SELECT DISTINCT rule_no FROM hunt_matches")}
     jobs = []
     for group in groups:
         rules = [(no, rule) for no, rule in group.rules if no in matched]
-        if rules and not group.searches_records:
+        if rules and group.row_keyed:
             jobs.append((group, rules))
     return jobs
 
@@ -473,7 +473,7 @@ def _candidates(
         return runnable, limited
     # Row by row where the group's table is small enough for Python to walk its values (the
     # rules left are then also evaluated on fewer rows); else value by value.
-    tables = [(g, f) for g, f in chosen if not g.searches_records]
+    tables = [(g, f) for g, f in chosen if g.row_keyed]
     # a table has at most a row per event: count rows only where that bound is too high
     large = [g for g, _ in tables if g.events > ROW_CHECK_ROWS]
     sizes = dict(tuples(con, scan.sizes_sql(large))) if large else {}

@@ -72,8 +72,14 @@ class RuleGroup:
 
     @property
     def values_table(self) -> str:
-        """Where the group's extracted field values are read from (prefilter)."""
+        """Where the group's extracted field values are read from (prefilter, decisions)."""
         return f"{self.table}_values" if self.joins_records else self.table
+
+    @property
+    def row_keyed(self) -> bool:
+        """Whether ``values_table`` names each row by ``first_eid`` (a group's table, and the
+        table of a group whose view joins the records): the prefilter can check it row by row."""
+        return not self.searches_records or self.joins_records
 
     def rule_fields(self, rule_no: int, rule: CompiledRule) -> tuple[str, ...]:
         return tuple(dict.fromkeys(rule.fields + self.extra_fields.get(rule_no, ())))
@@ -126,7 +132,7 @@ def extract_sql(
             records.append(f"lower(e.raw) AS {field_column(KEYWORD_FIELD, lower=True)}")
         return (
             f"CREATE OR REPLACE TABLE {group.values_table} AS WITH {', '.join(ctes)} "
-            f"SELECT {select} FROM (SELECT *, [eid] AS eids FROM ({union}));\n"
+            f"SELECT {select} FROM (SELECT *, [eid] AS eids, eid AS first_eid FROM ({union}));\n"
             f"CREATE OR REPLACE VIEW {group.table} AS SELECT x.*, {', '.join(records)} "
             f"FROM {group.values_table} x JOIN hunt_events e ON e.rowid = x.eid"
         )
@@ -306,7 +312,8 @@ def rows_sql(groups: list[tuple[RuleGroup, list[str]]]) -> str:
     for group, fields in groups:
         field, value = _lowered_values(group, fields)
         parts.append(
-            f"SELECT {group.number} AS grp, first_eid AS row, {field}, {value} FROM {group.table}"
+            f"SELECT {group.number} AS grp, first_eid AS row, {field}, {value} "
+            f"FROM {group.values_table}"
         )
     return (
         f"SELECT grp, field, value, list(row) AS rows FROM ({' UNION ALL '.join(parts)}) "
@@ -324,7 +331,7 @@ def row_values_sql(jobs: list[tuple[RuleGroup, list[str], list[int]]]) -> str:
         columns = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
         parts.append(
             f"SELECT {group.number} AS grp, first_eid AS row, unnest([{labels}]) AS col, "
-            f"unnest([{columns}]) AS value FROM {group.table} "
+            f"unnest([{columns}]) AS value FROM {group.values_table} "
             f"WHERE first_eid IN ({', '.join(map(str, rows))})"
         )
     return " UNION ALL ".join(parts)
@@ -333,7 +340,7 @@ def row_values_sql(jobs: list[tuple[RuleGroup, list[str], list[int]]]) -> str:
 def sizes_sql(groups: list[RuleGroup]) -> str:
     """SELECT (group number, rows) of the given groups' tables."""
     return " UNION ALL ".join(
-        f"SELECT {g.number} AS grp, count(*) AS n FROM {g.table}" for g in groups
+        f"SELECT {g.number} AS grp, count(*) AS n FROM {g.values_table}" for g in groups
     )
 
 
@@ -484,16 +491,18 @@ def match_sql(
     A table's hits go to ``hunt_matches`` as (rule_no, first_eid), and ``fields_sql`` adds
     their events and fields for the rules that matched: building each rule's JSON and unnesting
     its events in the match itself cost a fifth of its planning, for every rule planned. A view
-    (records searched) has no row key and would be re-read: its hits go to ``hunt_hits`` whole.
+    (records searched) would be re-read: its hits go to ``hunt_hits`` whole; its rules that
+    search no record read the table of its other fields instead (no join to the records).
     """
     selects = []
     for rule_no, rule in batch:
         only = (rows or {}).get(rule_no)
         where = f"first_eid IN ({', '.join(map(str, only))}) AND ({rule.sql})" if only else rule.sql
         if group.searches_records:
+            source = group.table if KEYWORD_FIELD in rule.fields else group.values_table
             selects.append(
                 f"SELECT {rule_no} AS rule_no, unnest(eids) AS eid, "
-                f"{_fields_json(group, rule_no, rule)} AS fields FROM {group.table} WHERE {where}"
+                f"{_fields_json(group, rule_no, rule)} AS fields FROM {source} WHERE {where}"
             )
         else:
             selects.append(
@@ -504,13 +513,14 @@ def match_sql(
 
 
 def fields_sql(group: RuleGroup, matched: Sequence[tuple[int, CompiledRule]]) -> str:
-    """INSERT into ``hunt_hits`` the events and fields of the matches of a table's rules."""
+    """INSERT into ``hunt_hits`` the events and fields of the rules' rows in ``hunt_matches``
+    (a table's rules, and the rules decided in Python)."""
     numbers = ", ".join(str(no) for no, _ in matched)
     cases = " ".join(f"WHEN {no} THEN {_fields_json(group, no, rule)}" for no, rule in matched)
     return (
         f"INSERT INTO hunt_hits SELECT m.rule_no, unnest(t.eids) AS eid, "
         f"CASE m.rule_no {cases} END AS fields "
-        f"FROM hunt_matches m JOIN {group.table} t ON t.first_eid = m.first_eid "
+        f"FROM hunt_matches m JOIN {group.values_table} t ON t.first_eid = m.first_eid "
         f"WHERE m.rule_no IN ({numbers})"
     )
 
