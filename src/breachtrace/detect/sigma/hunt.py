@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,25 +135,104 @@ def _hunt(
     values = {**mapping.placeholders, **(placeholders or {})}
     paths = list(rule_paths) or default_rule_paths()
     cache_dir = cache_dir or usable_cache_dir(case.root / "cache")
-    loaded = load_rules(paths, placeholders=values, cache_dir=cache_dir, progress=say)
-    summary = HuntSummary(case.root, rule_files=loaded.files, rules_loaded=loaded.loaded,
-                          timings={"load_rules": loaded.seconds},
-                          rules_compiled=len(loaded.rules) + len(loaded.correlations),
-                          files_from_cache=loaded.from_cache, skipped=list(loaded.skipped),
-                          compile_seconds=loaded.seconds)  # fmt: skip
+
+    def load(before_fork: Callable[[], None] | None = None) -> LoadedRules:
+        return load_rules(paths, placeholders=values, cache_dir=cache_dir, progress=say,
+                          before_fork=before_fork)  # fmt: skip
+
+    if engine == "duckdb":
+        con, classes, loaded = _open_while_loading(case, threads, load)
+    else:  # Spark's context must be made on the main thread (it sets a signal handler)
+        loaded = load()
+        con, classes = _open(case, engine, spark_master, threads)
+    summary = HuntSummary(case.root)
+    try:
+        _hunt_with(con, classes, case, loaded, mapping, min_level, statuses, tags, say, threads,
+                   summary)  # fmt: skip
+    finally:
+        con.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _open_while_loading(
+    case: Case, threads: int | None, load: Callable[[Callable[[], None] | None], LoadedRules]
+) -> tuple[Engine, list[tuple], LoadedRules]:
+    """DuckDB opened and the event classes counted on a thread while this one loads the rules
+    (an instance takes 25-50 ms to start). Rule files compiled in worker processes wait for
+    it: no process is forked beside a running thread."""
+    with ThreadPoolExecutor(max_workers=1) as background:
+        opening = background.submit(_open, case, "duckdb", None, threads)
+
+        def before_fork() -> None:
+            opening.result()
+            background.shutdown(wait=True)
+
+        try:
+            loaded = load(before_fork)
+        except BaseException:
+            _discard(opening)
+            raise
+    con, classes = opening.result()
+    return con, classes, loaded
+
+
+def _open(
+    case: Case, engine: str, spark_master: str | None, threads: int | None
+) -> tuple[Engine, list[tuple]]:
+    """The engine over the case, with ``hunt_classes``: events counted per class (source
+    format, channel, provider, event code), and those counts."""
+    con = open_engine(case, engine, master=spark_master, threads=threads)
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.create_table(
+            "hunt_classes",
+            "SELECT CAST(row_number() OVER (ORDER BY source_format, channel, provider, event_code) "
+            "AS INTEGER) AS cls, * FROM (SELECT source_format, channel, provider, event_code, "
+            "count(*) AS n FROM events GROUP BY ALL)",
+        )
+        classes = tuples(
+            con, "SELECT cls, source_format, channel, provider, event_code, n FROM hunt_classes"
+        )
+    except BaseException:
+        con.close()
+        raise
+    return con, classes
+
+
+def _discard(opening: Future[tuple[Engine, list[tuple]]]) -> None:
+    """Close the engine being opened (the hunt failed first); its own failure is moot."""
+    try:
+        con, _classes = opening.result()
+    except Exception:  # the hunt's own error is the one to report
+        return
+    con.close()
+
+
+def _hunt_with(
+    con: Engine,
+    classes: list[tuple],
+    case: Case,
+    loaded: LoadedRules,
+    mapping: LogsourceMap,
+    min_level: str | None,
+    statuses: Sequence[str],
+    tags: Sequence[str],
+    say: Callable[[str], None],
+    threads: int | None,
+    summary: HuntSummary,
+) -> None:
+    summary.rule_files, summary.rules_loaded = loaded.files, loaded.loaded
+    summary.timings["load_rules"] = summary.compile_seconds = loaded.seconds
+    summary.rules_compiled = len(loaded.rules) + len(loaded.correlations)
+    summary.files_from_cache, summary.skipped = loaded.from_cache, list(loaded.skipped)
     say(
         f"{summary.rules_compiled} rules compiled from {loaded.files} files in {loaded.seconds:.2f} s"
     )
     rules, correlations, output = _select(
         loaded, RuleFilter(min_level, tuple(statuses), tuple(tags)), summary
     )
-    con = open_engine(case, engine, master=spark_master, threads=threads)
-    try:
-        _run(con, case, mapping, rules, correlations, output, summary, say, threads)
-    finally:
-        con.close()
-    summary.seconds = time.perf_counter() - started
-    return summary
+    _run(con, classes, case, mapping, rules, correlations, output, summary, say, threads)
 
 
 def _select(
@@ -198,6 +277,7 @@ def _silenced(rule: CompiledRule, correlations: list[CompiledCorrelation]) -> bo
 
 def _run(
     con: Engine,
+    classes: list[tuple],
     case: Case,
     mapping: LogsourceMap,
     rules: list[CompiledRule],
@@ -208,16 +288,6 @@ def _run(
     threads: int | None,
 ) -> None:
     began = time.perf_counter()
-    con.execute("SET enable_progress_bar = false")
-    con.create_table(
-        "hunt_classes",
-        "SELECT CAST(row_number() OVER (ORDER BY source_format, channel, provider, event_code) "
-        "AS INTEGER) AS cls, * FROM (SELECT source_format, channel, provider, event_code, "
-        "count(*) AS n FROM events GROUP BY ALL)",
-    )
-    classes = tuples(
-        con, "SELECT cls, source_format, channel, provider, event_code, n FROM hunt_classes"
-    )
     summary.events_total = sum(row[5] for row in classes)
     groups = _group(rules, mapping, classes, summary)
     correlate.add_group_fields(groups, rules, correlations)

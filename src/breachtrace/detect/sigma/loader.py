@@ -147,11 +147,14 @@ def load_rules(
     use_cache: bool = True,
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
+    before_fork: Callable[[], None] | None = None,
 ) -> LoadedRules:
     """Compile every rule under ``paths``, from the cache where the file is unchanged.
 
     A file is unchanged when the rule set's snapshot recorded its state (size, times, inode)
-    long enough before it was written, else when its bytes have a cached digest."""
+    long enough before it was written, else when its bytes have a cached digest.
+    ``before_fork`` is called before worker processes are started to compile (a caller with
+    a thread at work lets it finish first: forking beside a running thread is unsafe)."""
     started = time.perf_counter()
     placeholders = dict(placeholders or {})
     files = _discover(paths)
@@ -167,7 +170,9 @@ def load_rules(
     if misses and progress:
         cached = len(files) - len(misses)
         progress(f"compiling {len(misses)} rule files with pySigma ({cached} cached)")
-    compiled = _compile_all([(file, text) for file, text in misses.values()], placeholders, workers)
+    compiled = _compile_all(
+        [(file, text) for file, text in misses.values()], placeholders, workers, before_fork
+    )
     for (index, (_file, _text)), items in zip(misses.items(), compiled, strict=True):
         entries[index] = SnapshotEntry(entries[index].file, entries[index].state,
                                        entries[index].digest, items)  # fmt: skip
@@ -221,6 +226,7 @@ def _compile_all(
     pairs: list[tuple[str, str]],
     placeholders: Mapping[str, Sequence[str]],
     workers: int | None,
+    before_fork: Callable[[], None] | None = None,
 ) -> list[list[dict[str, Any]]]:
     if not pairs:
         return []
@@ -229,6 +235,8 @@ def _compile_all(
     workers = workers or min(2, os.cpu_count() or 1)
     if len(pairs) < PARALLEL_FROM or workers <= 1:
         return compile_batch(pairs, placeholders)
+    if before_fork is not None:
+        before_fork()
     size = max(1, -(-len(pairs) // (workers * 4)))
     batches = [pairs[i : i + size] for i in range(0, len(pairs), size)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
