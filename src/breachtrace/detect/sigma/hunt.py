@@ -432,10 +432,9 @@ def _scan(
         with worker() as cur:
             _match_isolating(cur, group, batch, limited, failed)
 
-    def fields(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
-        group, matched = job
+    def fields(jobs: list[tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]]) -> None:
         with worker() as cur:
-            cur.execute(scan.fields_sql(group, matched))
+            cur.execute(scan.fields_sql(jobs))
 
     ordered = sorted(groups, key=lambda g: -g.events * len(g.rules))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -467,7 +466,13 @@ def _scan(
         summary.timings["decide"] = time.perf_counter() - mark
         for job in matching:
             job.result()
-        list(pool.map(fields, _matched(con, ordered)))
+        matched = _matched(con, ordered)  # a statement per worker, of about equal rules
+        shares: list[list[tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]]] = [
+            [] for _ in range(workers)
+        ]
+        for job in sorted(matched, key=lambda j: -len(j[1])):
+            min(shares, key=lambda share: sum(len(j[1]) for j in share)).append(job)
+        list(pool.map(fields, [share for share in shares if share]))
         summary.timings["match"] = time.perf_counter() - mark
     return failed
 
