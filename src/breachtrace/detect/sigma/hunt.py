@@ -449,7 +449,7 @@ def _scan(
         list(pool.map(extract, ordered))
         summary.timings["extract"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        runnable, limited = _candidates(con, ordered, anchors)
+        runnable, limited, cells = _candidates(con, ordered, anchors)
         decided = {
             g.number: [(no, r) for no, r in runnable[g.number] if _decidable(r, limited.get(no))]
             for g in ordered
@@ -469,7 +469,7 @@ def _scan(
         mark = time.perf_counter()
         matching = [pool.submit(match, job) for job in jobs]
         # this thread decides its rules while the pool plans and runs the others
-        _decide(con, ordered, decided, limited)
+        _decide(con, ordered, decided, limited, cells, anchors)
         summary.timings["decide"] = time.perf_counter() - mark
         for job in matching:
             job.result()
@@ -495,22 +495,40 @@ def _decide(
     groups: list[scan.RuleGroup],
     decided: dict[int, list[tuple[int, CompiledRule]]],
     limited: dict[int, tuple[int, ...]],
+    cells: dict[int, Cells],
+    anchors: dict[int, scan.Anchors],
 ) -> None:
-    """Evaluate the decided rules on their rows' values (one query for every group) and add
-    their hits to ``hunt_matches``, as the SQL batches do."""
+    """Evaluate the decided rules on their rows' values and add their hits to
+    ``hunt_matches``, as the SQL batches do. The lower-cased values the prefilter read are
+    reused; the other columns the rules read come in one query for every group."""
     trees = {no: logic.tree(r.logic or "") for rules in decided.values() for no, r in rules}
+    values: dict[tuple[int, int], dict[str, str | None]] = {}
     jobs = []
     for group in groups:
         rules = decided.get(group.number) or []
-        if rules:
-            names = sorted(set().union(*(logic.columns(trees[no]) for no, _ in rules)))
-            rows = sorted({row for no, _ in rules for row in limited[no]})
-            jobs.append((group, names, rows))
-    if not jobs:
-        return
-    values: dict[tuple[int, int], dict[str, str | None]] = {}
-    for grp, row, column, value in tuples(con, scan.row_values_sql(jobs)):
-        values.setdefault((grp, row), {})[column] = value
+        if not rules:
+            continue
+        names = set().union(*(logic.columns(trees[no]) for no, _ in rules))
+        rows = {row for no, _ in rules for row in limited[no]}
+        # the prefilter read the anchored fields' lower-cased values: those columns, exactly
+        lowered = group.fields()[1]
+        known = {
+            scan.column_name(name, lower=True): name
+            for name in scan.anchored_fields(anchors[group.number].texts)
+            if name in lowered and scan.column_name(name, lower=True) in names
+        }
+        columns = {name: column for column, name in known.items()}
+        for name, value, having in cells.get(group.number, []) if known else []:
+            column = columns.get(name)
+            if column is not None:
+                for row in having:
+                    if row in rows:
+                        values.setdefault((group.number, row), {})[column] = value
+        if names - known.keys():
+            jobs.append((group, sorted(names - known.keys()), sorted(rows)))
+    if jobs:
+        for grp, row, column, value in tuples(con, scan.row_values_sql(jobs)):
+            values.setdefault((grp, row), {})[column] = value
     hits: list[tuple[int, int]] = []
     for group in groups:
         for no, _rule in decided.get(group.number) or []:
@@ -540,19 +558,24 @@ def _matched(
     return jobs
 
 
+Cells = list[tuple[str, str, list[int]]]  # (field, lower-cased value, rows having it)
+
+
 def _candidates(
     con: Engine, groups: list[scan.RuleGroup], anchors: dict[int, scan.Anchors]
-) -> tuple[dict[int, list[tuple[int, CompiledRule]]], dict[int, tuple[int, ...]]]:
-    """Per group, the rules worth planning: those whose anchor texts occur in its events; and
-    the rules limited to the few rows where their texts occur together."""
+) -> tuple[dict[int, list[tuple[int, CompiledRule]]], dict[int, tuple[int, ...]], dict[int, Cells]]:
+    """Per group, the rules worth planning: those whose anchor texts occur in its events; the
+    rules limited to the few rows where their texts occur together; and, per group checked row
+    by row, the values read for that (the decisions reuse them)."""
     runnable = {g.number: g.rules for g in groups}
     limited: dict[int, tuple[int, ...]] = {}
+    cells: dict[int, Cells] = {}
     # Checking a text costs about what evaluating a rule's predicate on it would (both scan the
     # field's values), but over distinct values and without planning a query per rule.
     texts = {g.number: anchors[g.number].texts for g in groups}
     chosen = [(g, scan.anchored_fields(texts[g.number])) for g in groups if texts[g.number]]
     if not chosen:
-        return runnable, limited
+        return runnable, limited, cells
     # Row by row where the group's table is small enough for Python to walk its values (the
     # rules left are then also evaluated on fewer rows); else value by value.
     tables = [(g, f) for g, f in chosen if g.row_keyed]
@@ -562,7 +585,6 @@ def _candidates(
     by_row = [(g, f) for g, f in tables if sizes.get(g.number, g.events) <= ROW_CHECK_ROWS]
     row_checked = {g.number for g, _ in by_row}
     if by_row:
-        cells: dict[int, list[tuple[str, str, list[int]]]] = {}
         for grp, field_name, value, rows in tuples(con, scan.rows_sql(by_row)):
             cells.setdefault(grp, []).append((field_name, value, rows))
         for group, _fields in by_row:
@@ -580,7 +602,7 @@ def _candidates(
                 texts[group.number], values.get(group.number, {}), anchors[group.number].automata
             )
             runnable[group.number] = scan.candidates(group, texts[group.number], present)
-    return runnable, limited
+    return runnable, limited, cells
 
 
 def _match_isolating(

@@ -321,6 +321,11 @@ def rows_sql(groups: list[tuple[RuleGroup, list[str]]]) -> str:
     )
 
 
+def column_name(field: str, *, lower: bool = False) -> str:
+    """A field column's name as it is, unquoted (as ``logic.py``'s trees name columns)."""
+    return field_column(field, lower=lower)[1:-1].replace('""', '"')
+
+
 def row_values_sql(jobs: list[tuple[RuleGroup, list[str], list[int]]]) -> str:
     """SELECT (group number, row, column, value) of the given columns (names as in
     ``logic.py``) on the given rows (``first_eid``) of each group's table: what the rules
