@@ -17,7 +17,7 @@ from breachtrace.detect.sigma.logic import columns, evaluate, logic_of, tree
 from breachtrace.detect.sigma.records import CompiledRule
 from breachtrace.ingest.runner import ingest
 
-from sigma_helpers import PROCESS, fresh_case, matched_records, rule_yaml, write_rules
+from sigma_helpers import PROCESS, fresh_case, matched_records, rule_id, rule_yaml, write_rules
 
 hunt_module = importlib.import_module("breachtrace.detect.sigma.hunt")
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -53,6 +53,8 @@ SQL = [
     r"""regexp_matches("l:a", '(?s)(?:^c:\\windows\\)|(?:\.exe$)|(?:it''s)|(?:^$)')""",
     r"""regexp_matches("l:b", '(?s)(?:admin\$)|(?:^whoami /all$)|(?:\\\\host)')""",
     r"""NOT coalesce(regexp_matches("l:a", '(?:ß\.exe$)'), false)""",
+    # an escaped $ is a character; after an escaped backslash, $ is the end again
+    r"""regexp_matches("l:b", '(?:admin\$)|(?:cmd\.exe$)|(?:\\$)|(?:s\\\$)')""",
 ]
 
 
@@ -107,7 +109,6 @@ def test_compiled_rules_carry_their_tree() -> None:
     (without,) = compile_text(regex, "regex.yml", {})
     assert isinstance(with_tree, CompiledRule) and isinstance(without, CompiledRule)
     assert with_tree.logic is not None and without.logic is None
-    assert with_tree.logic is not None
     assert columns(tree(with_tree.logic)) == {"l:^image", "l:^command^line", "v:^parent^image"}
 
 
@@ -131,6 +132,38 @@ def test_hunt_decides_as_its_sql_would(tmp_path: Path) -> None:
     in_python, in_sql, decided = _both_ways(fresh_case(tmp_path / "case"), rules, tmp_path / "c")
     assert decided >= 10  # most of them are limited to a few rows and simple enough
     assert in_python == in_sql and in_python
+
+
+def test_rules_that_search_records_are_left_to_sql(tmp_path: Path) -> None:
+    """A rule reading the records (a keyword regex that only lists a text has a tree) in a group
+    checked row by row: decided in SQL, where the records are, with the same result."""
+    system = {"product": "windows", "service": "system"}
+    texts = {
+        "keyword": rule_yaml("keyword", system, {"keywords": ["evilsvc"], "condition": "keywords"}),
+        "field_and_keyword_regex": rule_yaml("field_and_keyword_regex", system, {
+            "sel": {"EventID": 7045, "ServiceName": "EvilSvc"}, "kw": {"|re": "(?:evil)"},
+            "condition": "sel and kw"}),
+    }  # fmt: skip
+    (compiled,) = compile_text(texts["field_and_keyword_regex"], "r.yml", {})
+    assert isinstance(compiled, CompiledRule) and compiled.logic is not None
+    rules = write_rules(tmp_path / "rules", texts)
+    in_python, in_sql, _decided = _both_ways(fresh_case(tmp_path / "case"), rules, tmp_path / "c")
+    assert in_python == in_sql
+    assert in_python[rule_id("field_and_keyword_regex")] == {23}
+
+
+def test_the_engine_is_closed_when_the_rules_fail_to_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB opens while the rules load: a rule path that is not there still closes it."""
+    from breachtrace.engines.duckdb import DuckDBEngine
+
+    closed: list[bool] = []
+    original = DuckDBEngine.close
+    monkeypatch.setattr(DuckDBEngine, "close", lambda self: (closed.append(True), original(self)))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        hunt(fresh_case(tmp_path / "case"), [tmp_path / "missing"], cache_dir=tmp_path / "c")
+    assert closed == [True]
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="needs ../shared/corpus")

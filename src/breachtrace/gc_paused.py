@@ -23,3 +23,16 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def gc_running() -> Iterator[None]:
+    """The collector on for the block, then as it was: for work inside a paused block that
+    makes cycles (pySigma's rule objects; forked workers inherit the setting)."""
+    enabled = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not enabled:
+            gc.disable()

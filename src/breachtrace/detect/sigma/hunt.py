@@ -1,21 +1,24 @@
 """Hunt: run Sigma rules over every event of a case and store each hit as a Finding.
 
-The work, all SQL in DuckDB over the case store:
+The work, in SQL over the case store, except where a rule is decided in Python (step 6):
 
-1. count events per class (source format, channel, provider, event id): cheap columns only;
+1. count events per class (source format, channel, provider, event id): cheap columns only,
+   on a thread while the rules load (DuckDB takes 25-50 ms to start);
 2. resolve each rule's logsource to the classes it covers and group rules by logsource;
    groups without events are never scanned;
 3. copy the raw records some group needs into memory once (``hunt_events``), so the Parquet
-   ``raw`` column is decompressed once, not once per group (memory: about their size);
+   ``raw`` column is decompressed once, not once per group (memory: about their size), while
+   the prefilter's automata are built;
 4. per group, extract the fields its rules read, once per distinct combination of values
    (``scan.py``);
 5. skip the rules whose necessary texts (``anchors``, from the backend) cannot occur together
    in one event of their group, and limit those whose texts occur together in a few events to
    those: planning costs ~1-2 ms a rule, which on a small case is most of the work;
-6. match the remaining rules in batches on a thread pool, one DuckDB cursor each, so every
-   core works; a batch DuckDB rejects is split until the failing rule is found and reported;
-7. run correlation rules over the hits (``correlate.py``) and write the findings set "sigma".
-"""
+6. evaluate in Python, on those few rows, the limited rules whose condition is only string
+   tests (``logic.py``); match the remaining rules in batches on a thread pool, one DuckDB
+   cursor each, so every core works; a batch DuckDB rejects is split until the failing rule is
+   found and reported;
+7. run correlation rules over the hits (``correlate.py``) and write the findings set "sigma"."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import pyarrow.compute as pc
 from breachtrace.case import Case
 from breachtrace.detect.sigma import correlate, logic, scan
 from breachtrace.detect.sigma.cache import usable_cache_dir
+from breachtrace.detect.sigma.columns import KEYWORD_FIELD
 from breachtrace.detect.sigma.loader import LoadedRules, RuleFilter, default_rule_paths, load_rules
 from breachtrace.detect.sigma.logsources import Logsource, LogsourceMap, load_logsources
 from breachtrace.detect.sigma.records import (
@@ -47,7 +51,8 @@ from breachtrace.schema import FINDING_SCHEMA
 
 # A rule whose tree (logic.py) the prefilter limited to at most this many rows is evaluated in
 # Python on them: planning its SQL costs about a millisecond, evaluating a tree on a row a few
-# microseconds.
+# microseconds. The prefilter limits rules to at most ROW_FILTER_MAX rows, so this decides
+# every limited rule that has a tree; 0 leaves all of them to SQL (tests compare both).
 DECIDE_MAX_ROWS = scan.ROW_FILTER_MAX
 
 # Rows in one DuckDB row group (its unit of parallel work; DuckDB's default)
@@ -82,7 +87,8 @@ class HuntSummary:
     seconds: float = 0.0
     fired: dict[str, int] = field(default_factory=dict)  # rule id -> findings
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
-    rules_planned: int = 0  # rules whose SQL ran (the others' texts occur in no event)
+    rules_planned: int = 0  # rules whose SQL ran (see rules_decided; the others' texts occur
+    # in no event)
     rules_decided: int = 0  # rules evaluated in Python on their few candidate rows (logic.py)
 
 
@@ -159,21 +165,26 @@ def _open_while_loading(
     case: Case, threads: int | None, load: Callable[[Callable[[], None] | None], LoadedRules]
 ) -> tuple[Engine, list[tuple], LoadedRules]:
     """DuckDB opened and the event classes counted on a thread while this one loads the rules
-    (an instance takes 25-50 ms to start). Rule files compiled in worker processes wait for
-    it: no process is forked beside a running thread."""
+    (an instance takes 25-50 ms to start), returned with the rules."""
     with ThreadPoolExecutor(max_workers=1) as background:
         opening = background.submit(_open, case, "duckdb", None, threads)
+        closed: list[bool] = []
 
         def before_fork() -> None:
-            opening.result()
+            # Rule files are about to be compiled in forked processes: DuckDB runs threads of
+            # its own, and forking beside threads is unsafe, so close it (which joins them)
+            # and open it again after; a compile that long makes the cost moot.
+            _discard(opening)
             background.shutdown(wait=True)
+            closed.append(True)
 
         try:
             loaded = load(before_fork)
         except BaseException:
-            _discard(opening)
+            if not closed:
+                _discard(opening)
             raise
-    con, classes = opening.result()
+    con, classes = _open(case, "duckdb", None, threads) if closed else opening.result()
     return con, classes, loaded
 
 
@@ -201,7 +212,8 @@ def _open(
 
 
 def _discard(opening: Future[tuple[Engine, list[tuple]]]) -> None:
-    """Close the engine being opened (the hunt failed first); its own failure is moot."""
+    """Close the engine being opened (the hunt failed first, or a fork is coming); its own
+    failure, if any, is reported when it is opened again."""
     try:
         con, _classes = opening.result()
     except Exception:  # the hunt's own error is the one to report
@@ -299,7 +311,7 @@ def _run(
     )
     with ThreadPoolExecutor(max_workers=1) as background:
         # the engine copies the records while this thread builds the prefilter's automata
-        loading = background.submit(_prepare_scan, con, needed, summary.events_scanned)
+        loading = background.submit(_prepare_scan, con, needed, summary.events_total, threads)
         anchors = {g.number: scan.Anchors.of(g) for g in groups}
         wrapped = loading.result()
     summary.timings["events"] = time.perf_counter() - began
@@ -374,16 +386,19 @@ def _group(
     return [g for g in groups.values() if g.events]
 
 
-def _prepare_scan(con: Engine, classes: list[int], events: int) -> set[int]:
+def _prepare_scan(
+    con: Engine, classes: list[int], events: int, chosen_threads: int | None
+) -> set[int]:
     """The records copied (``_load_events``, whose result this returns) and the tables the
     matches go to made."""
     wrapped = _load_events(con, classes)
     con.execute("CREATE OR REPLACE TABLE hunt_hits (rule_no INTEGER, eid BIGINT, fields VARCHAR)")
     con.execute("CREATE OR REPLACE TABLE hunt_matches (rule_no INTEGER, first_eid BIGINT)")
-    if con.name == "duckdb" and events <= DUCKDB_ROW_GROUP:
+    if con.name == "duckdb" and events <= DUCKDB_ROW_GROUP and not chosen_threads:
         # DuckDB scans a row group with one thread whatever its setting, and the pool already
         # runs a statement per core: more threads only cost scheduling (evtx-mitre: 9% of the
-        # hunt's CPU time, 5% of its wall time)
+        # hunt's CPU time, 5% of its wall time). ``events`` is the whole case: the findings
+        # step reads all of it.
         con.execute("SET threads = 1")
     return wrapped
 
@@ -485,9 +500,15 @@ def _scan(
 
 
 def _decidable(rule: CompiledRule, rows: tuple[int, ...] | None) -> bool:
-    """Whether the rule is evaluated in Python: its condition has a tree and the prefilter
-    limited it to a few rows (on many rows DuckDB's vectorized scan is the faster)."""
-    return rule.logic is not None and rows is not None and len(rows) <= DECIDE_MAX_ROWS
+    """Whether the rule is evaluated in Python: its condition has a tree, it searches no
+    record (records are not among the values read), and the prefilter limited it to a few
+    rows (on many rows DuckDB's vectorized scan is the faster)."""
+    return (
+        rule.logic is not None
+        and KEYWORD_FIELD not in rule.fields
+        and rows is not None
+        and len(rows) <= DECIDE_MAX_ROWS
+    )
 
 
 def _decide(
@@ -501,7 +522,7 @@ def _decide(
     """Evaluate the decided rules on their rows' values and add their hits to
     ``hunt_matches``, as the SQL batches do. The lower-cased values the prefilter read are
     reused; the other columns the rules read come in one query for every group."""
-    trees = {no: logic.tree(r.logic or "") for rules in decided.values() for no, r in rules}
+    trees = {no: logic.tree(r.logic) for rules in decided.values() for no, r in rules if r.logic}
     values: dict[tuple[int, int], dict[str, str | None]] = {}
     jobs = []
     for group in groups:

@@ -33,7 +33,7 @@ from breachtrace.detect.sigma.records import (
     SkippedRule,
     from_dict,
 )
-from breachtrace.gc_paused import gc_paused
+from breachtrace.gc_paused import gc_paused, gc_running
 from breachtrace.yaml_files import load_yaml
 
 RULES_ENV = "BREACHTRACE_SIGMA_RULES"
@@ -170,9 +170,10 @@ def load_rules(
     if misses and progress:
         cached = len(files) - len(misses)
         progress(f"compiling {len(misses)} rule files with pySigma ({cached} cached)")
-    compiled = _compile_all(
-        [(file, text) for file, text in misses.values()], placeholders, workers, before_fork
-    )
+    with gc_running():  # pySigma's objects hold cycles (a hunt pauses the collector)
+        compiled = _compile_all(
+            [(file, text) for file, text in misses.values()], placeholders, workers, before_fork
+        )
     for (index, (_file, _text)), items in zip(misses.items(), compiled, strict=True):
         entries[index] = SnapshotEntry(entries[index].file, entries[index].state,
                                        entries[index].digest, items)  # fmt: skip

@@ -8,8 +8,8 @@ SQL uses only string tests (``contains``, ``starts_with``, ``ends_with``, ``=``,
 SQL's three-valued logic (``None`` is NULL).
 
 The tree is read off DuckDB's own parse of the rule's SQL (``json_serialize_sql``) when the rule
-is compiled, and cached with it as JSON text; anything outside that subset (regular expressions, LIKE
-patterns, casts, numeric comparisons, any other regular expression) leaves the rule to DuckDB. Trees are plain lists, as
+is compiled, and cached with it as JSON text; anything outside that subset (other regular
+expressions, LIKE patterns, casts, numeric comparisons) leaves the rule to DuckDB. Trees are plain lists, as
 stored in the rule cache:
 
     ["and", t, ...]  ["or", t, ...]  ["not", t]  ["coalesce", t, ...]  ["const", value]

@@ -16,8 +16,10 @@ A group is every rule sharing a resolved logsource. Its scan is three steps:
 2. *prefilter*: which of the rules' anchor texts (see ``backend.rule_anchors``) occur in the
    group's lower-cased values. A rule whose anchor clauses cannot all hold in one same row
    (event) is never planned, and one whose clauses hold together in at most ``ROW_FILTER_MAX``
-   rows is evaluated on those rows only. Groups too large for that row check, and views, are
-   checked value by value (a rule whose anchors occur nowhere is skipped).
+   rows is evaluated on those rows only. Groups too large for that row check, and views of a
+   single keyword rule, are checked value by value (a rule whose anchors occur nowhere is
+   skipped); a view joining the records is checked row by row on the table of its other
+   fields.
 3. *match*: ``INSERT INTO hunt_matches`` one ``UNION ALL`` of per-rule ``SELECT ... WHERE <rule>``
    over that table, for a batch of rules at a time (one statement per rule would pay DuckDB's
    planning once per rule; one statement for a thousand rules is slow to plan too); then, for
@@ -261,7 +263,8 @@ def _value_sql(access: FieldAccess, slots: _Slots) -> str:
 
 def wrapped_test(record: str) -> str:
     """SQL true for a record (JSON text) that may hold a wrapped value: it has the text #text
-    anywhere (looser than the quoted key, so no spelling of the key escapes it)."""
+    anywhere (looser than the quoted key; a key spelled with a JSON escape, which no EVTX
+    reader writes, would escape it)."""
     return f"contains({record}, '#text')"
 
 
@@ -404,7 +407,7 @@ def present_texts(
     a join of texts by values with ``contains`` costs texts x values.
     """
     found: set[int] = set()
-    for name, automaton in (automata or _automata(texts)).items():
+    for name, automaton in (automata if automata is not None else _automata(texts)).items():
         wanted = len({n for hits in automaton.values() for n in hits})
         seen: set[int] = set()
         for value in values.get(name, ()):
@@ -452,7 +455,7 @@ def row_candidates(
     only where each clause has a text in that event's values), from its (field, lower-cased
     value, rows having it). Sharper than ``candidates``: texts in different events do not
     count. ``automata``: those of ``texts``, if already built."""
-    automata = automata or _automata(texts)
+    automata = automata if automata is not None else _automata(texts)
     rows_with: dict[int, set[int]] = {}  # anchor index -> rows where it occurs
     for name, value, rows in values:
         automaton = automata.get(name)
