@@ -30,8 +30,15 @@ back to back):
     otrf x3      ~0.5  231,774    6.3 s / 0.15 s       4.3 s   3.1 s    74,900    ~154 s    ~50x
     otrf x13     4-9   1,004,354  22.5 s / 0.30 s      44.6 s  27.9 s   36,000    ~1,210 s  ~43x
 
-The small corpus is dominated by fixed costs (DuckDB planning of the ~280 rules whose texts
-occur together in some event, ~1-2 ms a rule; the Security group's 80-field extraction); the
+3 Dec 2026, after the Python decisions (best of 3 alternating runs each; six runs, noisy
+machine; docs/hunting.md has every run):
+
+    corpus       events     compile cold/cached  ingest  hunt         baseline      speedup
+    evtx-mitre   10,011     7.3-13.2 s / 0.12-0.32 s  0.75-1.29 s  0.78-0.93 s  13.1-20.3 s  16-23x
+    otrf x13     1,004,354  9.4 s / 0.15 s       18.3 s  9.9 s (101,300 ev/s)  ~729 s  ~74x
+
+The small corpus is dominated by fixed costs (DuckDB planning of the ~90 rules left to SQL,
+~1-2 ms a rule, after ~190 are decided in Python; the Security group's 80-field extraction); the
 large one by the keyword rule's scan of every record (RE2) and by copying the records into
 memory once. The naive baseline varies by a third between runs: compare hunt times.
 """
