@@ -203,22 +203,15 @@ def columns(tree: Tree) -> set[str]:
 def evaluate(tree: Tree, row: Row) -> bool | None:
     """The tree's value on one row (column -> value, None for NULL), as SQL would give it."""
     op = tree[0]
-    if op == "and":
+    if op in ("and", "or"):
+        settles = op == "or"  # the value one part needs to settle it: False for AND, True for OR
         unknown = False
         for part in tree[1:]:
             value = evaluate(part, row)
-            if value is False:
-                return False
+            if value is settles:
+                return settles
             unknown = unknown or value is None
-        return None if unknown else True
-    if op == "or":
-        unknown = False
-        for part in tree[1:]:
-            value = evaluate(part, row)
-            if value is True:
-                return True
-            unknown = unknown or value is None
-        return None if unknown else False
+        return None if unknown else not settles
     if op == "not":
         value = evaluate(tree[1], row)
         return None if value is None else not value
