@@ -15,24 +15,24 @@ from contextlib import contextmanager
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """The collector off for the block, then as it was (nested blocks leave it off)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    """The collector off for the block (or decorated function), then as it was."""
+    with _collector(on=False):
         yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextmanager
 def gc_running() -> Iterator[None]:
     """The collector on for the block, then as it was: for work inside a paused block that
     makes cycles (pySigma's rule objects; forked workers inherit the setting)."""
-    enabled = gc.isenabled()
-    gc.enable()
+    with _collector(on=True):
+        yield
+
+
+@contextmanager
+def _collector(*, on: bool) -> Iterator[None]:
+    was = gc.isenabled()
+    (gc.enable if on else gc.disable)()
     try:
         yield
     finally:
-        if not enabled:
-            gc.disable()
+        (gc.enable if was else gc.disable)()

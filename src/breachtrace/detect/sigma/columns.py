@@ -20,8 +20,18 @@ def field_column(field: str, *, lower: bool = False) -> str:
     DuckDB identifiers are case-insensitive, Sigma field names are not, so upper-case letters
     are spelled ``^x``: ``CommandLine`` -> ``"v:^command^line"``.
     """
-    spelled = "".join("^" + c.lower() if c.isupper() else c for c in field).replace('"', '""')
-    return f'"{"l" if lower else "v"}:{spelled}"'
+    return quoted(column_name(field, lower=lower))
+
+
+def column_name(field: str, *, lower: bool = False) -> str:
+    """``field_column`` unquoted (as the trees of rules decided in Python name columns)."""
+    spelled = "".join("^" + c.lower() if c.isupper() else c for c in field)
+    return f"{'l' if lower else 'v'}:{spelled}"
+
+
+def quoted(name: str) -> str:
+    """A column name as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def sql_string(value: str) -> str:

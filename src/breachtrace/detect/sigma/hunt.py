@@ -92,6 +92,7 @@ class HuntSummary:
     rules_decided: int = 0  # rules evaluated in Python on their few candidate rows (logic.py)
 
 
+@gc_paused()  # the hunt's objects are freed by reference counting (gc_paused.py)
 def hunt(
     case: Case,
     rule_paths: Sequence[Path],
@@ -117,24 +118,6 @@ def hunt(
     receives one-line messages. ``engine`` runs the SQL on "duckdb" (default) or "spark"
     (``spark_master``, default local[*]). Returns counts, timings and every skipped rule.
     """
-    with gc_paused():  # the hunt's objects are freed by reference counting (gc_paused.py)
-        return _hunt(case, rule_paths, min_level, statuses, tags, progress, placeholders,
-                     cache_dir, threads, engine, spark_master)  # fmt: skip
-
-
-def _hunt(
-    case: Case,
-    rule_paths: Sequence[Path],
-    min_level: str | None,
-    statuses: Sequence[str],
-    tags: Sequence[str],
-    progress: Callable[[str], None] | None,
-    placeholders: Mapping[str, Sequence[str]] | None,
-    cache_dir: Path | None,
-    threads: int | None,
-    engine: str,
-    spark_master: str | None,
-) -> HuntSummary:
     started = time.perf_counter()
     say = progress or (lambda _m: None)
     mapping = load_logsources()
@@ -486,8 +469,8 @@ def _scan(
         # this thread decides its rules while the pool plans and runs the others
         _decide(con, ordered, decided, limited, cells, anchors)
         summary.timings["decide"] = time.perf_counter() - mark
-        for job in matching:
-            job.result()
+        for pending in matching:
+            pending.result()
         matched = _matched(con, ordered)  # a statement per worker, of about equal rules
         shares: list[list[tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]]] = [
             [] for _ in range(workers)
@@ -531,22 +514,17 @@ def _decide(
             continue
         names = set().union(*(logic.columns(trees[no]) for no, _ in rules))
         rows = {row for no, _ in rules for row in limited[no]}
-        # the prefilter read the anchored fields' lower-cased values: those columns, exactly
-        lowered = group.fields()[1]
-        known = {
-            scan.column_name(name, lower=True): name
-            for name in scan.anchored_fields(anchors[group.number].texts)
-            if name in lowered and scan.column_name(name, lower=True) in names
-        }
-        columns = {name: column for column, name in known.items()}
-        for name, value, having in cells.get(group.number, []) if known else []:
+        # the prefilter read the anchored fields, some of them from these very columns
+        read = scan.prefilter_columns(group, scan.anchored_fields(anchors[group.number].texts))
+        columns = {name: column for name, column in read.items() if column in names}
+        for name, value, having in cells.get(group.number, []) if columns else []:
             column = columns.get(name)
             if column is not None:
                 for row in having:
                     if row in rows:
                         values.setdefault((group.number, row), {})[column] = value
-        if names - known.keys():
-            jobs.append((group, sorted(names - known.keys()), sorted(rows)))
+        if missing := names - set(columns.values()):
+            jobs.append((group, sorted(missing), sorted(rows)))
     if jobs:
         for grp, row, column, value in tuples(con, scan.row_values_sql(jobs)):
             values.setdefault((grp, row), {})[column] = value

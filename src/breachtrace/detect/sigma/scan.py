@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 
 import ahocorasick
 
-from breachtrace.detect.sigma.columns import KEYWORD_FIELD, field_column
+from breachtrace.detect.sigma.columns import KEYWORD_FIELD, column_name, field_column, quoted
 from breachtrace.detect.sigma.logsources import EventSource, FieldAccess, LogsourceMap
 from breachtrace.detect.sigma.records import CompiledRule
 from breachtrace.engines.duckdb import sql_literal
 
 RULES_PER_QUERY = 48
 # How an EVTX value with attributes (e.g. an unnamed Data item) is stored in a record's JSON:
-# {"#text": ...}. A record without this key has no value to unwrap.
+# {"#text": ...} (see ``_as_text``; ``wrapped_test`` finds the records that may hold one).
 WRAPPED_TEXT = '"#text"'
 
 
@@ -293,16 +293,20 @@ def anchored_fields(texts: list[tuple[str, str]]) -> list[str]:
     return sorted({f for f, _ in texts})
 
 
-def _lowered_values(group: RuleGroup, fields: list[str]) -> tuple[str, str]:
-    """The fields' names and lower-cased values, side by side, to unnest (the extraction's
-    lower-cased column where it made one, rather than lowering the values again)."""
+def prefilter_columns(group: RuleGroup, fields: list[str]) -> dict[str, str | None]:
+    """Per field, the extraction's lower-cased column the prefilter reads its values from
+    (``column_name``), or None where the extraction made none and the values are lowered on
+    the way. The rules decided in Python reuse the values read from those columns."""
     lowered = group.fields()[1]
+    return {f: column_name(f, lower=True) if f in lowered else None for f in fields}
+
+
+def _lowered_values(group: RuleGroup, fields: list[str]) -> tuple[str, str]:
+    """The fields' names and lower-cased values, side by side, to unnest."""
     names = ", ".join(sql_literal(f) for f in fields)
     columns = ", ".join(
-        field_column(f, lower=True)
-        if f in lowered
-        else f"lower(CAST({field_column(f)} AS VARCHAR))"
-        for f in fields
+        field_column(f, lower=True) if column else f"lower(CAST({field_column(f)} AS VARCHAR))"
+        for f, column in prefilter_columns(group, fields).items()
     )
     return f"unnest([{names}]) AS field", f"unnest([{columns}]) AS value"
 
@@ -324,11 +328,6 @@ def rows_sql(groups: list[tuple[RuleGroup, list[str]]]) -> str:
     )
 
 
-def column_name(field: str, *, lower: bool = False) -> str:
-    """A field column's name as it is, unquoted (as ``logic.py``'s trees name columns)."""
-    return field_column(field, lower=lower)[1:-1].replace('""', '"')
-
-
 def row_values_sql(jobs: list[tuple[RuleGroup, list[str], list[int]]]) -> str:
     """SELECT (group number, row, column, value) of the given columns (names as in
     ``logic.py``) on the given rows (``first_eid``) of each group's table: what the rules
@@ -336,7 +335,7 @@ def row_values_sql(jobs: list[tuple[RuleGroup, list[str], list[int]]]) -> str:
     parts = []
     for group, names, rows in jobs:
         labels = ", ".join(sql_literal(n) for n in names)
-        columns = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+        columns = ", ".join(quoted(n) for n in names)
         parts.append(
             f"SELECT {group.number} AS grp, first_eid AS row, unnest([{labels}]) AS col, "
             f"unnest([{columns}]) AS value FROM {group.values_table} "
@@ -475,8 +474,8 @@ def row_candidates(
             if not present:
                 possible = set()
                 break
-            rows = present[0].union(*present[1:]) if len(present) > 1 else present[0]
-            possible = rows if possible is None else possible & rows
+            holding = present[0].union(*present[1:]) if len(present) > 1 else present[0]
+            possible = holding if possible is None else possible & holding
             if not possible:
                 break
         if possible is None:
