@@ -7,6 +7,9 @@ from pathlib import Path
 
 from breachtrace.case import Case
 from breachtrace.detect.sigma import hunt
+from breachtrace.detect.sigma.logsources import EventSource, load_logsources
+from breachtrace.detect.sigma.records import CompiledRule, RuleMeta
+from breachtrace.detect.sigma.scan import RuleGroup, extract_sql
 from breachtrace.ingest.runner import ingest
 
 from sigma_helpers import SECURITY, matched_records, rule_id, rule_yaml, write_rules
@@ -80,3 +83,35 @@ def test_wrapped_values_are_read_as_text_and_only_where_they_occur(tmp_path: Pat
     summary = hunt(case, [write_rules(tmp_path / "rules", rules)], cache_dir=tmp_path / "cache")
     assert not summary.skipped
     assert set(matched_records(case)) == {rule_id("xp_cmdshell"), rule_id("service_installed")}
+
+
+def test_userdata_fields_are_read_only_where_the_object_occurs(tmp_path: Path) -> None:
+    """A field is read from EventData, or from UserData's child element (1102 "log cleared"):
+    one rule over both kinds of event in one group. Only the classes whose records hold
+    UserData read it (the others are a branch of their own without that fallback)."""
+    inputs = [DATA / "evtx" / "log-cleared-104-1102.evtx",
+              DATA / "evtx" / "psexec-4688-4697-5140-5145.evtx"]  # fmt: skip
+    ingest(tmp_path / "case", inputs)
+    case = Case.open(tmp_path / "case")
+    rules = {
+        "admmig": rule_yaml(
+            "admmig",
+            SECURITY,
+            {
+                "sel": {"EventID": [1102, 4697, 4688], "SubjectUserName": "admmig"},
+                "condition": "sel",
+            },
+        )
+    }
+    summary = hunt(case, [write_rules(tmp_path / "rules", rules)], cache_dir=tmp_path / "cache")
+    assert not summary.skipped
+    # 1102 has the name in UserData, 4697 in EventData; 4688's subject is the machine account
+    assert matched_records(case) == {rule_id("admmig"): {109054, 349343}}
+
+    group = RuleGroup(0, "security", (EventSource(formats=("evtx",)),), classes={0: [1, 2]})
+    group.rules.append((0, CompiledRule(
+        RuleMeta("r", "r", "f"), "windows", None, "security", "TRUE",
+        ("SubjectUserName",), (), ())))  # fmt: skip
+    sql = extract_sql(group, {1: "evtx", 2: "evtx"}, load_logsources(), set(), {2})
+    reads_object = [part for part in sql.split(" MATERIALIZED ") if "$.Event.UserData" in part]
+    assert len(reads_object) == 1 and "IN (2)" in reads_object[0]

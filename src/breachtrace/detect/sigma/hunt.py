@@ -294,12 +294,14 @@ def _run(
     )
     with ThreadPoolExecutor(max_workers=1) as background:
         # the engine copies the records while this thread builds the prefilter's automata
-        loading = background.submit(_prepare_scan, con, needed, summary.events_total, threads)
+        loading = background.submit(
+            _prepare_scan, con, needed, mapping, summary.events_total, threads
+        )
         anchors = {g.number: scan.Anchors.of(g) for g in groups}
-        wrapped = loading.result()
+        shapes = loading.result()
     summary.timings["events"] = time.perf_counter() - began
     formats_of = {row[0]: row[1] for row in classes}
-    failed = _scan(con, groups, anchors, formats_of, wrapped, mapping, say, threads, summary)
+    failed = _scan(con, groups, anchors, formats_of, shapes, mapping, say, threads, summary)
     mark = time.perf_counter()
     for rule_no, reason in failed.items():
         meta = rules[rule_no].meta
@@ -369,12 +371,15 @@ def _group(
     return [g for g in groups.values() if g.events]
 
 
+Shapes = tuple[set[int], set[int]]  # classes whose records may hold wrapped values, objects
+
+
 def _prepare_scan(
-    con: Engine, classes: list[int], events: int, chosen_threads: int | None
-) -> set[int]:
+    con: Engine, classes: list[int], mapping: LogsourceMap, events: int, chosen_threads: int | None
+) -> Shapes:
     """The records copied (``_load_events``, whose result this returns) and the tables the
     matches go to made."""
-    wrapped = _load_events(con, classes)
+    shapes = _load_events(con, classes, mapping)
     con.execute("CREATE OR REPLACE TABLE hunt_hits (rule_no INTEGER, eid BIGINT, fields VARCHAR)")
     con.execute("CREATE OR REPLACE TABLE hunt_matches (rule_no INTEGER, first_eid BIGINT)")
     if con.name == "duckdb" and events <= DUCKDB_ROW_GROUP and not chosen_threads:
@@ -383,16 +388,19 @@ def _prepare_scan(
         # hunt's CPU time, 5% of its wall time). ``events`` is the whole case: the findings
         # step reads all of it.
         con.execute("SET threads = 1")
-    return wrapped
+    return shapes
 
 
-def _load_events(con: Engine, classes: list[int]) -> set[int]:
+def _load_events(con: Engine, classes: list[int], mapping: LogsourceMap) -> Shapes:
     """Copy the records of these classes into ``hunt_events``; returns the classes with some
     record that may hold a wrapped value (``scan.wrapped_test``), the only ones extraction
-    unwraps."""
+    unwraps, and those with some record that may hold an object whose child's fields are read
+    (``scan.holds_objects_test``), the only ones extraction reads such objects of."""
     wanted = ", ".join(str(c) for c in classes) or "NULL"
+    holds = scan.holds_objects_test("e.raw", mapping.object_keys())
     con.create_table("hunt_events", f"""
-        SELECT c.cls, e.event_uid, e.raw, {scan.wrapped_test("e.raw")} AS wrapped
+        SELECT c.cls, e.event_uid, e.raw, {scan.wrapped_test("e.raw")} AS wrapped,
+               {holds} AS holds_objects
         FROM events e JOIN hunt_classes c
           ON e.source_format IS NOT DISTINCT FROM c.source_format
          AND e.channel IS NOT DISTINCT FROM c.channel
@@ -400,7 +408,15 @@ def _load_events(con: Engine, classes: list[int]) -> set[int]:
          AND e.event_code IS NOT DISTINCT FROM c.event_code
         WHERE c.cls IN ({wanted})
     """, row_ids=True)  # fmt: skip
-    return {row[0] for row in tuples(con, "SELECT DISTINCT cls FROM hunt_events WHERE wrapped")}
+    shapes: Shapes = (set(), set())
+    for cls, wrapped, holds_objects in tuples(
+        con, "SELECT cls, bool_or(wrapped), bool_or(holds_objects) FROM hunt_events GROUP BY cls"
+    ):
+        if wrapped:
+            shapes[0].add(cls)
+        if holds_objects:
+            shapes[1].add(cls)
+    return shapes
 
 
 def _scan(
@@ -408,7 +424,7 @@ def _scan(
     groups: list[scan.RuleGroup],
     anchors: dict[int, scan.Anchors],
     formats_of: dict[int, str],
-    wrapped: set[int],
+    shapes: Shapes,
     mapping: LogsourceMap,
     say: Callable[[str], None],
     threads: int | None,
@@ -430,7 +446,7 @@ def _scan(
 
     def extract(group: scan.RuleGroup) -> None:
         with worker() as cur:
-            cur.execute(scan.extract_sql(group, formats_of, mapping, wrapped))
+            cur.execute(scan.extract_sql(group, formats_of, mapping, *shapes))
 
     def match(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
         group, batch = job

@@ -21,7 +21,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from breachtrace.ingest.windows_mapping import WindowsDialect, dialect
+from breachtrace.ingest.windows_mapping import WindowsDialect, dialect, path_keys
 from breachtrace.yaml_files import load_yaml
 
 
@@ -64,7 +64,8 @@ class FieldAccess:
 
     column: str | None = None  # SQL over the store's columns
     paths: tuple[str, ...] = ()  # JSON paths into raw, first non-null wins
-    object_paths: tuple[tuple[str, str], ...] = ()  # (object path, path inside it) fallbacks
+    # fallbacks: (object path, path inside the object's single child element)
+    object_paths: tuple[tuple[str, str], ...] = ()
 
 
 class LogsourceMap:
@@ -143,6 +144,18 @@ class LogsourceMap:
         )
 
     # -- fields ---------------------------------------------------------------------------------
+    def object_keys(self) -> list[str]:
+        """The keys of every object whose child element's fields some format reads (EVTX
+        UserData): the ``object_paths`` fallbacks of ``access``, over all formats. A record
+        without these keys has no such fallback to read (``scan.holds_objects_test``)."""
+        found = {
+            path_keys(obj)[-1]
+            for spec in self.formats.values()
+            if (win := _windows_dialect(spec)) is not None
+            for obj in _event_field_places(win)[1]
+        }
+        return sorted(found)
+
     def access(self, fmt: str, field: str) -> FieldAccess:
         """Where the (already renamed) field ``field`` is in records of format ``fmt``."""
         spec = self.formats.get(fmt, {})
@@ -156,7 +169,7 @@ class LogsourceMap:
             prefixes, objects = _event_field_places(win)
             return FieldAccess(
                 paths=tuple(_field_path(p, field) for p in prefixes),
-                object_paths=tuple((o, "$.*." + _quote_key(field)) for o in objects),
+                object_paths=tuple((o, "$." + _quote_key(field)) for o in objects),
             )
         if "json" in spec:
             root = spec["json"].rstrip(".")
