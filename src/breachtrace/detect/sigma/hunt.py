@@ -392,15 +392,17 @@ def _prepare_scan(
 
 
 def _load_events(con: Engine, classes: list[int], mapping: LogsourceMap) -> Shapes:
-    """Copy the records of these classes into ``hunt_events``; returns the classes with some
+    """Copy the records of these classes into ``hunt_events``, with the header columns that
+    fields may read (event code, channel, provider: small beside the records, and joining them
+    back per branch cost a millisecond of planning each); returns the classes with some
     record that may hold a wrapped value (``scan.wrapped_test``), the only ones extraction
     unwraps, and those with some record that may hold an object whose child's fields are read
     (``scan.holds_objects_test``), the only ones extraction reads such objects of."""
     wanted = ", ".join(str(c) for c in classes) or "NULL"
     holds = scan.holds_objects_test("e.raw", mapping.object_keys())
     con.create_table("hunt_events", f"""
-        SELECT c.cls, e.event_uid, e.raw, {scan.wrapped_test("e.raw")} AS wrapped,
-               {holds} AS holds_objects
+        SELECT c.cls, e.event_uid, e.event_code, e.channel, e.provider, e.raw,
+               {scan.wrapped_test("e.raw")} AS wrapped, {holds} AS holds_objects
         FROM events e JOIN hunt_classes c
           ON e.source_format IS NOT DISTINCT FROM c.source_format
          AND e.channel IS NOT DISTINCT FROM c.channel

@@ -192,18 +192,16 @@ def _branch(
             where.append(
                 f"lower(json_extract_string(raw, {sql_literal(access.paths[0])})) IN ({options})"
             )
-    # Header values (event_code, channel, provider) are the event class's: from hunt_classes.
-    columns = ["e.eid", "c.event_code", "c.channel", "c.provider"]
+    columns = ["eid", "event_code", "channel", "provider"]  # header values fields may read
     if slots.paths:
         columns.append(
             f"json_extract_string(raw, [{', '.join(sql_literal(p) for p in slots.paths)}]) AS f"
         )
     if KEYWORD_FIELD in names:
         columns.append("raw")
-    events = f"(SELECT rowid AS eid, cls, raw FROM hunt_events WHERE {' AND '.join(where)}) e"
     base = (
-        f"b{n} AS MATERIALIZED (SELECT {', '.join(columns)} FROM {events} "
-        f"JOIN hunt_classes c ON c.cls = e.cls)"
+        f"b{n} AS MATERIALIZED (SELECT {', '.join(columns)} FROM (SELECT rowid AS eid, * "
+        f"FROM hunt_events WHERE {' AND '.join(where)}))"
     )
     value_cte = (
         f"v{n} AS MATERIALIZED (SELECT eid, {', '.join(values) or 'NULL AS none'} "
