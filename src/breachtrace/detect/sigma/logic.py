@@ -3,18 +3,19 @@
 Most rules a small case plans are limited by the prefilter to a few rows (``scan.py``), where
 DuckDB spends about a millisecond planning each one and microseconds running it. A rule whose
 SQL uses only string tests (``contains``, ``starts_with``, ``ends_with``, ``=``, ``IN``,
-``IS [NOT] NULL``, and regular expressions that merely list texts) joined by
-``AND``/``OR``/``NOT``/``coalesce`` is instead evaluated here on the values of those rows, with
-SQL's three-valued logic (``None`` is NULL).
+``IS [NOT] NULL``, ``regexp_matches``) joined by ``AND``/``OR``/``NOT``/``coalesce`` is instead
+evaluated here on the values of those rows, with SQL's three-valued logic (``None`` is NULL).
+Regular expressions run on RE2, DuckDB's own engine, with DuckDB's options (google-re2's
+binding): a regular expression that merely lists texts becomes the string tests it stands for.
 
 The tree is read off DuckDB's own parse of the rule's SQL (``json_serialize_sql``) when the rule
 is compiled, and cached with it as JSON text; anything outside that subset (other regular
-expressions, LIKE patterns, casts, numeric comparisons) leaves the rule to DuckDB. Trees are plain lists, as
-stored in the rule cache:
+(LIKE patterns, casts, numeric comparisons, a pattern RE2 rejects) leaves the rule to DuckDB.
+Trees are plain lists, as stored in the rule cache:
 
     ["and", t, ...]  ["or", t, ...]  ["not", t]  ["coalesce", t, ...]  ["const", value]
     ["contains" | "starts" | "ends" | "eq", column, text]  ["in", column, [text, ...]]
-    ["null", column]  ["notnull", column]
+    ["null", column]  ["notnull", column]  ["regex", column, pattern]
 
 where ``column`` is a field column's name as the hunt's group tables spell it (``l:^image``).
 """
@@ -23,7 +24,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
+
+import re2
 
 Tree = list[Any]
 Row = Mapping[str, str | None]
@@ -99,7 +103,12 @@ def _tree(node: dict[str, Any]) -> Tree:
         if function in _FUNCTIONS:
             return [_FUNCTIONS[function], _column(arguments[0]), _text(arguments[1])]
         if function == "regexp_matches":
-            return _literal_alternation(_column(arguments[0]), _text(arguments[1]))
+            column, pattern = _column(arguments[0]), _text(arguments[1])
+            try:
+                return _literal_alternation(column, pattern)
+            except _Outside:
+                _regex(pattern)  # raises if RE2 rejects it: DuckDB reports the rule then
+                return ["regex", column, pattern]
     raise _Outside
 
 
@@ -139,6 +148,19 @@ def _re2_literal(escaped: str) -> str:
             out.append(char)
             i += 1
     return "".join(out)
+
+
+@cache
+def _regex(pattern: str) -> re2._Regexp:
+    """The pattern compiled as DuckDB's ``regexp_matches`` compiles it: RE2's default options
+    (``.`` does not match a newline, ``^``/``$`` are the ends of the text; the backend writes
+    its flags into the pattern) without logging errors."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        raise _Outside from exc
 
 
 def _arguments(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -240,4 +262,6 @@ def evaluate(tree: Tree, row: Row) -> bool | None:
         return found == tree[2]
     if op == "in":
         return found in tree[2]
+    if op == "regex":
+        return _regex(tree[2]).search(found) is not None
     raise ValueError(f"unknown operation in a rule's logic: {op!r}")
