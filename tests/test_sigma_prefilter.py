@@ -48,6 +48,24 @@ def test_rules_without_usable_anchors_are_kept_on_every_row() -> None:
     assert found.rows == {1: (7,)}  # the keyword clause is not checked, the other one is
 
 
+def test_unconditional_rules_are_those_kept_whatever_the_values() -> None:
+    """The hunt matches these before prefiltering: the prefilter must keep them, unlimited,
+    on any values (here: none at all, and values holding every text)."""
+    rules = [
+        _rule("unknown", None),
+        _rule("keywords", (((KEYWORD_FIELD, "mimikatz"),), ((KEYWORD_FIELD, "x"), ("Image", "y")))),
+        _rule("field", (((KEYWORD_FIELD, "mimikatz"),), (("Image", "\\x.exe"),))),
+    ]
+    assert [scan.unconditional(r) for r in rules] == [True, True, False]
+    group = _group(*rules)
+    texts = scan.anchor_texts(group)
+    for values in ([], [("Image", "c:\\x.exe y", [7])]):
+        found = scan.row_candidates(group, texts, values)
+        kept = {no for no, _ in found.rules}
+        assert {0, 1} <= kept and not {0, 1} & set(found.rows)
+        assert scan.candidates(group, texts, set())[:2] == group.rules[:2]
+
+
 def test_many_rows_are_not_listed() -> None:
     wide = _rule("wide", ((("Image", ".exe"),),))
     group = _group(wide)

@@ -455,17 +455,41 @@ def _scan(
         with worker() as cur:
             _match_isolating(cur, group, batch, limited, failed)
 
+    def match_once_extracted(
+        extracting: Future[None], job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]
+    ) -> None:
+        extracting.result()  # queued after every extraction: it is running or done
+        group, batch = job
+        with worker() as cur:
+            _match_isolating(cur, group, batch, {}, failed)
+
     def fields(jobs: list[tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]]) -> None:
         with worker() as cur:
             cur.execute(scan.fields_sql(jobs))
 
     ordered = sorted(groups, key=lambda g: -g.events * len(g.rules))
+    limited: dict[int, tuple[int, ...]] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         mark = time.perf_counter()
-        list(pool.map(extract, ordered))
+        extracting = {g.number: pool.submit(extract, g) for g in ordered}
+        # Rules the prefilter keeps whatever the values are matched as soon as their group's
+        # table is made, while this thread prefilters the others (the pool would idle then).
+        unconditional = {g.number: [(n, r) for n, r in g.rules if scan.unconditional(r)]
+                         for g in ordered}  # fmt: skip
+        early = [
+            pool.submit(match_once_extracted, extracting[g.number], (g, batch))
+            for g in ordered
+            for batch in scan.batches(unconditional[g.number])
+        ]
+        for pending in extracting.values():
+            pending.result()
         summary.timings["extract"] = time.perf_counter() - mark
         mark = time.perf_counter()
         runnable, limited, cells = _candidates(con, ordered, anchors)
+        for number, rules in unconditional.items():
+            if rules:
+                numbers = {no for no, _ in rules}
+                runnable[number] = [(no, r) for no, r in runnable[number] if no not in numbers]
         decided = {
             g.number: [(no, r) for no, r in runnable[g.number] if _decidable(r, limited.get(no))]
             for g in ordered
@@ -476,14 +500,14 @@ def _scan(
                 runnable[number] = [(no, r) for no, r in runnable[number] if no not in numbers]
         summary.timings["prefilter"] = time.perf_counter() - mark
         jobs = [(g, b) for g in ordered for b in scan.batches(runnable[g.number])]
-        summary.rules_planned = sum(len(r) for r in runnable.values())
+        summary.rules_planned = sum(len(r) for r in [*runnable.values(), *unconditional.values()])
         summary.rules_decided = sum(len(r) for r in decided.values())
         say(f"matching {summary.rules_planned + summary.rules_decided} of "
             f"{sum(len(g.rules) for g in groups)} rules (the others' texts occur in no event): "
-            f"{summary.rules_planned} in {len(jobs)} SQL batches, {summary.rules_decided} in "
-            "Python on their few candidate rows")  # fmt: skip
+            f"{summary.rules_planned} in {len(jobs) + len(early)} SQL batches, "
+            f"{summary.rules_decided} in Python on their few candidate rows")  # fmt: skip
         mark = time.perf_counter()
-        matching = [pool.submit(match, job) for job in jobs]
+        matching = early + [pool.submit(match, job) for job in jobs]
         # this thread decides its rules while the pool plans and runs the others
         _decide(con, ordered, decided, limited, cells, anchors)
         summary.timings["decide"] = time.perf_counter() - mark

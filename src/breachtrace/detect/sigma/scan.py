@@ -436,6 +436,15 @@ def present_texts(
     return found
 
 
+def unconditional(rule: CompiledRule) -> bool:
+    """Whether the prefilter keeps the rule on every row whatever the values: it has no
+    anchors, or a keyword text (not checked) in each clause. ``candidates`` and
+    ``row_candidates`` keep such a rule and never limit it."""
+    return rule.anchors is None or all(
+        any(a[0] == KEYWORD_FIELD for a in clause) for clause in rule.anchors
+    )
+
+
 def candidates(
     group: RuleGroup, texts: list[tuple[str, str]], present: set[int]
 ) -> list[tuple[int, CompiledRule]]:
