@@ -212,7 +212,9 @@ def baseline(
     summary = hunt_module.HuntSummary(case.root)
     groups = hunt_module._group(rules, mapping, classes, summary)
     hunt_module._load_events(
-        DuckDBEngine(con), sorted({c for g in groups for ids in g.classes.values() for c in ids})
+        DuckDBEngine(con),
+        sorted({c for g in groups for ids in g.classes.values() for c in ids}),
+        mapping,
     )
     raws = [r[0] for r in con.execute("SELECT raw FROM hunt_events").fetchall()]
     take_raws = _sample(raws, sample)

@@ -384,16 +384,15 @@ def values_sql(groups: list[tuple[RuleGroup, list[str]]]) -> str:
 
 
 def _automata(texts: list[tuple[str, str]]) -> dict[str, ahocorasick.Automaton]:
-    """One Aho-Corasick automaton per field over its texts, each text's value the indices of
-    the (field, text) anchors it stands for."""
-    words: dict[str, dict[str, list[int]]] = {}  # field -> text -> anchor indices
-    for n, (name, text) in enumerate(texts):
-        words.setdefault(name, {}).setdefault(text, []).append(n)
+    """One Aho-Corasick automaton per field over its texts, each text's value the index of its
+    (field, text) anchor (``texts`` are distinct: one index per text of a field)."""
     automata: dict[str, ahocorasick.Automaton] = {}
-    for name, numbers in words.items():
-        automaton = automata[name] = ahocorasick.Automaton()
-        for text, ns in numbers.items():
-            automaton.add_word(text, tuple(ns))
+    for n, (name, text) in enumerate(texts):
+        automaton = automata.get(name)
+        if automaton is None:
+            automaton = automata[name] = ahocorasick.Automaton()
+        automaton.add_word(text, n)
+    for automaton in automata.values():
         automaton.make_automaton()
     return automata
 
@@ -425,11 +424,10 @@ def present_texts(
     """
     found: set[int] = set()
     for name, automaton in (automata if automata is not None else _automata(texts)).items():
-        wanted = len({n for hits in automaton.values() for n in hits})
+        wanted = len(automaton)
         seen: set[int] = set()
         for value in values.get(name, ()):
-            for _end, hits in automaton.iter(value):
-                seen.update(hits)
+            seen.update(n for _end, n in automaton.iter(value))
             if len(seen) == wanted:
                 break
         found |= seen
@@ -487,7 +485,7 @@ def row_candidates(
         automaton = automata.get(name)
         if automaton is None:
             continue
-        for n in {n for _end, ns in automaton.iter(value) for n in ns}:
+        for n in {n for _end, n in automaton.iter(value)}:
             rows_with.setdefault(n, set()).update(rows)
     rows_of = {texts[n]: rows for n, rows in rows_with.items()}  # present anchors only
     kept: list[tuple[int, CompiledRule]] = []
