@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 # Bump when the SQL the backend emits changes: compiled rules cached by older versions are redone.
-BACKEND_VERSION = f"bt-duckdb-14/pysigma-{version('pySigma')}"
+BACKEND_VERSION = f"bt-duckdb-15/pysigma-{version('pySigma')}"
 KEYWORD_FIELD = "@raw"
 
 

@@ -3,14 +3,15 @@
 Most rules a small case plans are limited by the prefilter to a few rows (``scan.py``), where
 DuckDB spends about a millisecond planning each one and microseconds running it. A rule whose
 SQL uses only string tests (``contains``, ``starts_with``, ``ends_with``, ``=``, ``IN``,
-``IS [NOT] NULL``, ``regexp_matches``) joined by ``AND``/``OR``/``NOT``/``coalesce`` is instead
+``IS [NOT] NULL``, ``regexp_matches``, ``LIKE``) joined by ``AND``/``OR``/``NOT``/``coalesce`` is instead
 evaluated here on the values of those rows, with SQL's three-valued logic (``None`` is NULL).
 Regular expressions run on RE2, DuckDB's own engine, with DuckDB's options (google-re2's
-binding): a regular expression that merely lists texts becomes the string tests it stands for.
+binding): a regular expression that merely lists texts becomes the string tests it stands for,
+and a LIKE pattern becomes the regular expression it stands for.
 
 The tree is read off DuckDB's own parse of the rule's SQL (``json_serialize_sql``) when the rule
 is compiled, and cached with it as JSON text; anything outside that subset (other regular
-(LIKE patterns, casts, numeric comparisons, a pattern RE2 rejects) leaves the rule to DuckDB.
+(casts, numeric comparisons, a pattern RE2 rejects) leaves the rule to DuckDB.
 Trees are plain lists, as stored in the rule cache:
 
     ["and", t, ...]  ["or", t, ...]  ["not", t]  ["coalesce", t, ...]  ["const", value]
@@ -33,7 +34,7 @@ Tree = list[Any]
 Row = Mapping[str, str | None]
 
 # DuckDB's SQL text never holds these in a rule the subset covers: skip parsing those rules
-_OUTSIDE = ("LIKE", "like_escape", "CAST", "date_part", " < ", " > ", " <= ", " >= ")
+_OUTSIDE = ("CAST", "date_part", " < ", " > ", " <= ", " >= ")
 _FUNCTIONS = {"contains": "contains", "starts_with": "starts", "ends_with": "ends"}
 # RE2's special characters: outside the subset unless escaped (then they stand for themselves)
 _RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
@@ -95,6 +96,10 @@ def _tree(node: dict[str, Any]) -> Tree:
         return ["eq", _column(node["left"]), _text(node["right"])]
     if kind == "COMPARE_IN" and len(children) > 1:
         return ["in", _column(children[0]), [_text(c) for c in children[1:]]]
+    if node.get("class") == "FUNCTION" and node.get("function_name") == "like_escape":
+        # column LIKE pattern ESCAPE char: how the backend writes wildcard matches
+        column, pattern, escape = (a.get("expression", a) for a in _arguments(node))
+        return ["regex", _column(column), _like_regex(_text(pattern), _text(escape))]
     if node.get("class") == "FUNCTION" and not node.get("is_operator"):
         function = node.get("function_name", "")
         arguments = [a.get("expression", a) for a in _arguments(node)]
@@ -132,6 +137,29 @@ def _literal_alternation(column: str, pattern: str) -> Tree:
         kind = "eq" if start and end else "starts" if start else "ends" if end else "contains"
         tests.append([kind, column, text])
     return tests
+
+
+def _like_regex(pattern: str, escape: str) -> str:
+    """The RE2 pattern a LIKE pattern stands for: the whole value (``^...$``, ``.`` matching
+    newlines too), ``%`` any text, ``_`` any one character, ``escape`` + a character that
+    character."""
+    if len(escape) != 1:
+        raise _Outside
+    out, i = ["(?s)^"], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == escape:
+            if i + 1 == len(pattern):
+                raise _Outside  # DuckDB refuses a pattern ending in its escape
+            out.append(re2.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if char == "%" else "." if char == "_" else re2.escape(char))
+        i += 1
+    out.append("$")
+    regex = "".join(out)
+    _regex(regex)  # raises if RE2 cannot take it
+    return regex
 
 
 def _re2_literal(escaped: str) -> str:
