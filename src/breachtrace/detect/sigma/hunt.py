@@ -449,39 +449,33 @@ def _scan(
     def extract(group: scan.RuleGroup) -> None:
         with worker() as cur:
             cur.execute(scan.extract_sql(group, formats_of, mapping, *shapes))
+        # Rules the prefilter keeps whatever the values are matched once the table is made,
+        # while the main thread prefilters the others (the pool would idle then). Queued here,
+        # so none waits for a table and all are queued when the extractions are done.
+        early.extend(
+            pool.submit(match, (group, batch), {})
+            for batch in scan.batches(unconditional[group.number])
+        )
 
-    def match(job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]) -> None:
-        group, batch = job
-        with worker() as cur:
-            _match_isolating(cur, group, batch, limited, failed)
-
-    def match_once_extracted(
-        extracting: Future[None], job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]
+    def match(
+        job: tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]],
+        rows: dict[int, tuple[int, ...]],
     ) -> None:
-        extracting.result()  # queued after every extraction: it is running or done
         group, batch = job
         with worker() as cur:
-            _match_isolating(cur, group, batch, {}, failed)
+            _match_isolating(cur, group, batch, rows, failed)
 
     def fields(jobs: list[tuple[scan.RuleGroup, list[tuple[int, CompiledRule]]]]) -> None:
         with worker() as cur:
             cur.execute(scan.fields_sql(jobs))
 
     ordered = sorted(groups, key=lambda g: -g.events * len(g.rules))
-    limited: dict[int, tuple[int, ...]] = {}
+    unconditional = {g.number: [(n, r) for n, r in g.rules if scan.unconditional(r)]
+                     for g in ordered}  # fmt: skip
+    early: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         mark = time.perf_counter()
-        extracting = {g.number: pool.submit(extract, g) for g in ordered}
-        # Rules the prefilter keeps whatever the values are matched as soon as their group's
-        # table is made, while this thread prefilters the others (the pool would idle then).
-        unconditional = {g.number: [(n, r) for n, r in g.rules if scan.unconditional(r)]
-                         for g in ordered}  # fmt: skip
-        early = [
-            pool.submit(match_once_extracted, extracting[g.number], (g, batch))
-            for g in ordered
-            for batch in scan.batches(unconditional[g.number])
-        ]
-        for pending in extracting.values():
+        for pending in [pool.submit(extract, g) for g in ordered]:
             pending.result()
         summary.timings["extract"] = time.perf_counter() - mark
         mark = time.perf_counter()
@@ -507,7 +501,7 @@ def _scan(
             f"{summary.rules_planned} in {len(jobs) + len(early)} SQL batches, "
             f"{summary.rules_decided} in Python on their few candidate rows")  # fmt: skip
         mark = time.perf_counter()
-        matching = early + [pool.submit(match, job) for job in jobs]
+        matching = early + [pool.submit(match, job, limited) for job in jobs]
         # this thread decides its rules while the pool plans and runs the others
         _decide(con, ordered, decided, limited, cells, anchors)
         summary.timings["decide"] = time.perf_counter() - mark
