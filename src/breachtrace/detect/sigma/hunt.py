@@ -55,6 +55,9 @@ from breachtrace.schema import FINDING_SCHEMA
 # every limited rule that has a tree; 0 leaves all of them to SQL (tests compare both).
 DECIDE_MAX_ROWS = scan.ROW_FILTER_MAX
 
+# Classes whose records may hold wrapped values, and objects (see ``_load_events``)
+Shapes = tuple[set[int], set[int]]
+
 # Rows in one DuckDB row group (its unit of parallel work; DuckDB's default)
 DUCKDB_ROW_GROUP = 122_880
 
@@ -129,15 +132,16 @@ def hunt(
         return load_rules(paths, placeholders=values, cache_dir=cache_dir, progress=say,
                           before_fork=before_fork)  # fmt: skip
 
+    shapes: Shapes | None = None  # set where the records were copied while the rules loaded
     if engine == "duckdb":
-        con, classes, loaded = _open_while_loading(case, threads, load)
+        con, classes, shapes, loaded = _open_while_loading(case, threads, mapping, load)
     else:  # Spark's context must be made on the main thread (it sets a signal handler)
         loaded = load()
         con, classes = _open(case, engine, spark_master, threads)
     summary = HuntSummary(case.root)
     try:
-        _hunt_with(con, classes, case, loaded, mapping, min_level, statuses, tags, say, threads,
-                   summary)  # fmt: skip
+        _hunt_with(con, classes, shapes, case, loaded, mapping, min_level, statuses, tags, say,
+                   threads, summary)  # fmt: skip
     finally:
         con.close()
     summary.seconds = time.perf_counter() - started
@@ -145,68 +149,103 @@ def hunt(
 
 
 def _open_while_loading(
-    case: Case, threads: int | None, load: Callable[[Callable[[], None] | None], LoadedRules]
-) -> tuple[Engine, list[tuple], LoadedRules]:
-    """DuckDB opened and the event classes counted on a thread while this one loads the rules
-    (an instance takes 25-50 ms to start), returned with the rules."""
+    case: Case,
+    threads: int | None,
+    mapping: LogsourceMap,
+    load: Callable[[Callable[[], None] | None], LoadedRules],
+) -> tuple[Engine, list[tuple], Shapes | None, LoadedRules]:
+    """DuckDB opened, then the event classes counted and a small case's records copied
+    (``_count_and_copy``) on a thread while this one loads the rules; returned with the rules.
+    Opening stays on this thread: its dozen short calls into DuckDB, each waiting for the
+    interpreter the rule loading holds, took 3-6 times as long on a thread (60-160 ms)."""
+    con = open_engine(case, "duckdb", threads=threads)
     with ThreadPoolExecutor(max_workers=1) as background:
-        opening = background.submit(_open, case, "duckdb", None, threads)
+        counting = background.submit(_count_and_copy, con, threads, mapping)
         closed: list[bool] = []
 
         def before_fork() -> None:
             # Rule files are about to be compiled in forked processes: DuckDB runs threads of
             # its own, and forking beside threads is unsafe, so close it (which joins them)
             # and open it again after; a compile that long makes the cost moot.
-            _discard(opening)
-            background.shutdown(wait=True)
+            _settle(counting)
+            con.close()
             closed.append(True)
 
         try:
             loaded = load(before_fork)
         except BaseException:
             if not closed:
-                _discard(opening)
+                _settle(counting)
+                con.close()
             raise
-    con, classes = _open(case, "duckdb", None, threads) if closed else opening.result()
-    return con, classes, loaded
+    if closed:
+        return *_open(case, "duckdb", None, threads), None, loaded
+    try:
+        classes, shapes = counting.result()
+    except BaseException:
+        con.close()
+        raise
+    return con, classes, shapes, loaded
+
+
+# Cases up to this many events have all of their records copied while the rules load, before
+# the groups tell which classes some rule sees (a larger case copies only those, after).
+EARLY_COPY_MAX = DUCKDB_ROW_GROUP
+
+
+def _count_and_copy(
+    con: Engine, threads: int | None, mapping: LogsourceMap
+) -> tuple[list[tuple], Shapes | None]:
+    """``_count``, then on a small case (``EARLY_COPY_MAX``) every record copied for the scan
+    (``_prepare_scan``), with which classes hold wrapped values and objects (else None)."""
+    classes = _count(con)
+    events = sum(row[5] for row in classes)
+    if events > EARLY_COPY_MAX:
+        return classes, None
+    return classes, _prepare_scan(con, [row[0] for row in classes], mapping, events, threads)
 
 
 def _open(
     case: Case, engine: str, spark_master: str | None, threads: int | None
 ) -> tuple[Engine, list[tuple]]:
-    """The engine over the case, with ``hunt_classes``: events counted per class (source
-    format, channel, provider, event code), and those counts."""
+    """The engine over the case, with its events counted per class (``_count``)."""
     con = open_engine(case, engine, master=spark_master, threads=threads)
     try:
-        con.execute("SET enable_progress_bar = false")
-        con.create_table(
-            "hunt_classes",
-            "SELECT CAST(row_number() OVER (ORDER BY source_format, channel, provider, event_code) "
-            "AS INTEGER) AS cls, * FROM (SELECT source_format, channel, provider, event_code, "
-            "count(*) AS n FROM events GROUP BY ALL)",
-        )
-        classes = tuples(
-            con, "SELECT cls, source_format, channel, provider, event_code, n FROM hunt_classes"
-        )
+        classes = _count(con)
     except BaseException:
         con.close()
         raise
     return con, classes
 
 
-def _discard(opening: Future[tuple[Engine, list[tuple]]]) -> None:
-    """Close the engine being opened (the hunt failed first, or a fork is coming); its own
-    failure, if any, is reported when it is opened again."""
+def _count(con: Engine) -> list[tuple]:
+    """``hunt_classes``: events counted per class (source format, channel, provider, event
+    code), and those counts."""
+    con.execute("SET enable_progress_bar = false")
+    con.create_table(
+        "hunt_classes",
+        "SELECT CAST(row_number() OVER (ORDER BY source_format, channel, provider, event_code) "
+        "AS INTEGER) AS cls, * FROM (SELECT source_format, channel, provider, event_code, "
+        "count(*) AS n FROM events GROUP BY ALL)",
+    )
+    return tuples(
+        con, "SELECT cls, source_format, channel, provider, event_code, n FROM hunt_classes"
+    )
+
+
+def _settle(pending: Future) -> None:
+    """Wait for work on the engine before it is closed (the hunt failed first, or a fork is
+    coming); its own failure, if any, is reported when the engine is opened again."""
     try:
-        con, _classes = opening.result()
+        pending.result()
     except Exception:  # the hunt's own error is the one to report
         return
-    con.close()
 
 
 def _hunt_with(
     con: Engine,
     classes: list[tuple],
+    shapes: Shapes | None,
     case: Case,
     loaded: LoadedRules,
     mapping: LogsourceMap,
@@ -227,7 +266,7 @@ def _hunt_with(
     rules, correlations, output = _select(
         loaded, RuleFilter(min_level, tuple(statuses), tuple(tags)), summary
     )
-    _run(con, classes, case, mapping, rules, correlations, output, summary, say, threads)
+    _run(con, classes, shapes, case, mapping, rules, correlations, output, summary, say, threads)
 
 
 def _select(
@@ -273,6 +312,7 @@ def _silenced(rule: CompiledRule, correlations: list[CompiledCorrelation]) -> bo
 def _run(
     con: Engine,
     classes: list[tuple],
+    shapes: Shapes | None,
     case: Case,
     mapping: LogsourceMap,
     rules: list[CompiledRule],
@@ -292,13 +332,15 @@ def _run(
     say(
         f"{summary.events_total:,} events; {summary.events_scanned:,} seen by {len(groups)} logsource groups"
     )
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # the engine copies the records while this thread builds the prefilter's automata
-        loading = background.submit(
-            _prepare_scan, con, needed, mapping, summary.events_total, threads
-        )
-        anchors = {g.number: scan.Anchors.of(g) for g in groups}
-        shapes = loading.result()
+    anchors: dict[int, scan.Anchors] | None = None  # else built while the pool extracts
+    if shapes is None:  # not copied yet (a large case): only the classes some group sees
+        with ThreadPoolExecutor(max_workers=1) as background:
+            # the engine copies the records while this thread builds the prefilter's automata
+            loading = background.submit(
+                _prepare_scan, con, needed, mapping, summary.events_total, threads
+            )
+            anchors = {g.number: scan.Anchors.of(g) for g in groups}
+            shapes = loading.result()
     summary.timings["events"] = time.perf_counter() - began
     formats_of = {row[0]: row[1] for row in classes}
     failed = _scan(con, groups, anchors, formats_of, shapes, mapping, say, threads, summary)
@@ -371,9 +413,6 @@ def _group(
     return [g for g in groups.values() if g.events]
 
 
-Shapes = tuple[set[int], set[int]]  # classes whose records may hold wrapped values, objects
-
-
 def _prepare_scan(
     con: Engine, classes: list[int], mapping: LogsourceMap, events: int, chosen_threads: int | None
 ) -> Shapes:
@@ -424,7 +463,7 @@ def _load_events(con: Engine, classes: list[int], mapping: LogsourceMap) -> Shap
 def _scan(
     con: Engine,
     groups: list[scan.RuleGroup],
-    anchors: dict[int, scan.Anchors],
+    anchors: dict[int, scan.Anchors] | None,
     formats_of: dict[int, str],
     shapes: Shapes,
     mapping: LogsourceMap,
@@ -432,7 +471,8 @@ def _scan(
     threads: int | None,
     summary: HuntSummary,
 ) -> dict[int, str]:
-    """Extract every group's fields, then match all rule batches; returns rules that failed."""
+    """Extract every group's fields, then match all rule batches; returns rules that failed.
+    ``anchors``: the groups' anchors, or None to build them while the pool extracts."""
     workers = threads or 2
     failed: dict[int, str] = {}
 
@@ -475,7 +515,10 @@ def _scan(
     early: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         mark = time.perf_counter()
-        for pending in [pool.submit(extract, g) for g in ordered]:
+        extracting = [pool.submit(extract, g) for g in ordered]
+        if anchors is None:
+            anchors = {g.number: scan.Anchors.of(g) for g in groups}
+        for pending in extracting:
             pending.result()
         summary.timings["extract"] = time.perf_counter() - mark
         mark = time.perf_counter()
