@@ -523,18 +523,12 @@ def _scan(
         summary.timings["extract"] = time.perf_counter() - mark
         mark = time.perf_counter()
         runnable, limited, cells = _candidates(con, ordered, anchors)
-        for number, rules in unconditional.items():
-            if rules:
-                numbers = {no for no, _ in rules}
-                runnable[number] = [(no, r) for no, r in runnable[number] if no not in numbers]
+        _take(runnable, unconditional)  # already queued
         decided = {
             g.number: [(no, r) for no, r in runnable[g.number] if _decidable(r, limited.get(no))]
             for g in ordered
         }
-        for number, rules in decided.items():
-            if rules:
-                numbers = {no for no, _ in rules}
-                runnable[number] = [(no, r) for no, r in runnable[number] if no not in numbers]
+        _take(runnable, decided)
         summary.timings["prefilter"] = time.perf_counter() - mark
         jobs = [(g, b) for g in ordered for b in scan.batches(runnable[g.number])]
         summary.rules_planned = sum(len(r) for r in [*runnable.values(), *unconditional.values()])
@@ -559,6 +553,17 @@ def _scan(
         list(pool.map(fields, [share for share in shares if share]))
         summary.timings["match"] = time.perf_counter() - mark
     return failed
+
+
+def _take(
+    runnable: dict[int, list[tuple[int, CompiledRule]]],
+    taken: dict[int, list[tuple[int, CompiledRule]]],
+) -> None:
+    """Remove from each group's runnable rules those taken elsewhere."""
+    for number, rules in taken.items():
+        if rules:
+            numbers = {no for no, _ in rules}
+            runnable[number] = [(no, r) for no, r in runnable[number] if no not in numbers]
 
 
 def _decidable(rule: CompiledRule, rows: tuple[int, ...] | None) -> bool:
