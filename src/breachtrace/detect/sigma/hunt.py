@@ -2,22 +2,22 @@
 
 The work, in SQL over the case store, except where a rule is decided in Python (step 6):
 
-1. count events per class (source format, channel, provider, event id): cheap columns only,
-   on a thread while the rules load (DuckDB takes 25-50 ms to start);
+1. open DuckDB, then count events per class (source format, channel, provider, event id) on a
+   thread while the rules load; a small case's records are copied there too (step 3);
 2. resolve each rule's logsource to the classes it covers and group rules by logsource;
    groups without events are never scanned;
 3. copy the raw records some group needs into memory once (``hunt_events``), so the Parquet
-   ``raw`` column is decompressed once, not once per group (memory: about their size), while
-   the prefilter's automata are built;
+   ``raw`` column is decompressed once, not once per group (memory: about their size);
 4. per group, extract the fields its rules read, once per distinct combination of values
-   (``scan.py``);
+   (``scan.py``), while the prefilter's automata are built; the rules the prefilter cannot
+   remove (no anchors) are matched as soon as their group's table is made;
 5. skip the rules whose necessary texts (``anchors``, from the backend) cannot occur together
    in one event of their group, and limit those whose texts occur together in a few events to
    those: planning costs ~1-2 ms a rule, which on a small case is most of the work;
-6. evaluate in Python, on those few rows, the limited rules whose condition is only string
-   tests (``logic.py``); match the remaining rules in batches on a thread pool, one DuckDB
-   cursor each, so every core works; a batch DuckDB rejects is split until the failing rule is
-   found and reported;
+6. evaluate in Python, on those few rows, the limited rules whose condition is string tests,
+   regular expressions (on RE2, as DuckDB) and LIKE patterns (``logic.py``); match the
+   remaining rules in batches on a thread pool, one DuckDB cursor each, so every core works; a
+   batch DuckDB rejects is split until the failing rule is found and reported;
 7. run correlation rules over the hits (``correlate.py``) and write the findings set "sigma"."""
 
 from __future__ import annotations
