@@ -438,7 +438,7 @@ def _load_events(con: Engine, classes: list[int], mapping: LogsourceMap) -> Shap
     unwraps, and those with some record that may hold an object whose child's fields are read
     (``scan.holds_objects_test``), the only ones extraction reads such objects of."""
     wanted = ", ".join(str(c) for c in classes) or "NULL"
-    holds = scan.holds_objects_test("e.raw", mapping.object_keys())
+    holds = scan.holds_objects_test("e.raw", "e.source_format", mapping.object_keys())
     con.create_table("hunt_events", f"""
         SELECT c.cls, e.event_uid, e.event_code, e.channel, e.provider, e.raw,
                {scan.wrapped_test("e.raw")} AS wrapped, {holds} AS holds_objects

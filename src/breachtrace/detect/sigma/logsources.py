@@ -144,17 +144,17 @@ class LogsourceMap:
         )
 
     # -- fields ---------------------------------------------------------------------------------
-    def object_keys(self) -> list[str]:
-        """The keys of every object whose child element's fields some format reads (EVTX
-        UserData): the ``object_paths`` fallbacks of ``access``, over all formats. A record
-        without these keys has no such fallback to read (``scan.holds_objects_test``)."""
-        found = {
-            path_keys(obj)[-1]
-            for spec in self.formats.values()
-            if (win := _windows_dialect(spec)) is not None
-            for obj in _event_field_places(win)[1]
-        }
-        return sorted(found)
+    def object_keys(self) -> dict[str, list[str]]:
+        """Per source format, the keys of the objects whose child element's fields it reads
+        (EVTX UserData): the ``object_paths`` fallbacks of ``access``. A record without these
+        keys has no such fallback to read (``scan.holds_objects_test``)."""
+        found: dict[str, list[str]] = {}
+        for fmt, spec in self.formats.items():
+            win = _windows_dialect(spec)
+            keys = sorted({path_keys(o)[-1] for o in _event_field_places(win)[1]}) if win else []
+            if keys:
+                found[fmt] = keys
+        return found
 
     def access(self, fmt: str, field: str) -> FieldAccess:
         """Where the (already renamed) field ``field`` is in records of format ``fmt``."""

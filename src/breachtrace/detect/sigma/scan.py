@@ -278,12 +278,19 @@ def wrapped_test(record: str) -> str:
     return f"contains({record}, '#text')"
 
 
-def holds_objects_test(record: str, keys: Sequence[str]) -> str:
-    """SQL true for a record (JSON text) that may hold one of the objects with these keys
-    (``LogsourceMap.object_keys``): it has a key's quoted name anywhere (looser than the path;
-    a key spelled with a JSON escape, which no EVTX reader writes, would escape it)."""
-    tests = [f"contains({record}, {sql_literal(json.dumps(k, ensure_ascii=False))})" for k in keys]
-    return " OR ".join(tests) if tests else "false"
+def holds_objects_test(record: str, fmt: str, keys: Mapping[str, Sequence[str]]) -> str:
+    """SQL true for a record (JSON text) of format ``fmt`` (a column) that may hold one of the
+    objects of ``keys`` (per format, ``LogsourceMap.object_keys``): it has a key's quoted name
+    anywhere (looser than the path; a key spelled with a JSON escape, which no EVTX reader
+    writes, would escape it). Records of other formats are not searched."""
+    cases = [
+        f"WHEN {sql_literal(f)} THEN "
+        + " OR ".join(f"contains({record}, {sql_literal(json.dumps(k, ensure_ascii=False))})"
+                      for k in names)
+        for f, names in sorted(keys.items())
+        if names
+    ]  # fmt: skip
+    return f"CASE {fmt} {' '.join(cases)} ELSE false END" if cases else "false"
 
 
 def _as_text(v: str) -> str:
