@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -515,14 +515,27 @@ def _scan(
     early: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         mark = time.perf_counter()
-        extracting = [pool.submit(extract, g) for g in ordered]
+        extracting = {pool.submit(extract, g): g for g in ordered}
         if anchors is None:
             anchors = {g.number: scan.Anchors.of(g) for g in groups}
-        for pending in extracting:
-            pending.result()
-        summary.timings["extract"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        runnable, limited, cells = _candidates(con, ordered, anchors)
+        # Prefilter the groups whose tables are made, in batches, while the pool extracts the
+        # others (the largest group's extraction is the longest: the small ones are done first)
+        runnable: dict[int, list[tuple[int, CompiledRule]]] = {}
+        limited: dict[int, tuple[int, ...]] = {}
+        cells: dict[int, Cells] = {}
+        waiting = set(extracting)
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for finished in done:
+                finished.result()
+            batch = [extracting[f] for f in done]
+            if not waiting:
+                summary.timings["extract"] = time.perf_counter() - mark
+                mark = time.perf_counter()
+            found = _candidates(con, batch, anchors)
+            runnable.update(found[0])
+            limited.update(found[1])
+            cells.update(found[2])
         _take(runnable, unconditional)  # already queued
         decided = {
             g.number: [(no, r) for no, r in runnable[g.number] if _decidable(r, limited.get(no))]
