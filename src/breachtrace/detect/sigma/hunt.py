@@ -202,7 +202,8 @@ def _count_and_copy(
     events = sum(row[5] for row in classes)
     if events > EARLY_COPY_MAX:
         return classes, None
-    return classes, _prepare_scan(con, [row[0] for row in classes], mapping, events, threads)
+    every = [row[0] for row in classes]
+    return classes, _prepare_scan(con, every, mapping, events, threads, with_findings=True)
 
 
 def _open(
@@ -323,6 +324,7 @@ def _run(
     threads: int | None,
 ) -> None:
     began = time.perf_counter()
+    copied = shapes is not None  # the records (and the findings' columns) copied while loading
     summary.events_total = sum(row[5] for row in classes)
     groups = _group(rules, mapping, classes, summary)
     correlate.add_group_fields(groups, rules, correlations)
@@ -349,7 +351,7 @@ def _run(
         meta = rules[rule_no].meta
         summary.skipped.append(SkippedRule(meta.rule_id, meta.title, meta.file, reason))
     _register_rules(con, rules, output, mapping)
-    _hit_events(con)
+    _hit_events(con, copied)
     table = _findings(con)
     corr_table, fired = correlate.run(con, rules, correlations)
     summary.correlations_run, summary.correlations_fired = len(correlations), fired
@@ -414,11 +416,17 @@ def _group(
 
 
 def _prepare_scan(
-    con: Engine, classes: list[int], mapping: LogsourceMap, events: int, chosen_threads: int | None
+    con: Engine,
+    classes: list[int],
+    mapping: LogsourceMap,
+    events: int,
+    chosen_threads: int | None,
+    *,
+    with_findings: bool = False,
 ) -> Shapes:
     """The records copied (``_load_events``, whose result this returns) and the tables the
     matches go to made."""
-    shapes = _load_events(con, classes, mapping)
+    shapes = _load_events(con, classes, mapping, with_findings=with_findings)
     con.execute("CREATE OR REPLACE TABLE hunt_hits (rule_no INTEGER, eid BIGINT, fields VARCHAR)")
     con.execute("CREATE OR REPLACE TABLE hunt_matches (rule_no INTEGER, first_eid BIGINT)")
     if con.name == "duckdb" and events <= DUCKDB_ROW_GROUP and not chosen_threads:
@@ -430,17 +438,22 @@ def _prepare_scan(
     return shapes
 
 
-def _load_events(con: Engine, classes: list[int], mapping: LogsourceMap) -> Shapes:
+def _load_events(
+    con: Engine, classes: list[int], mapping: LogsourceMap, *, with_findings: bool = False
+) -> Shapes:
     """Copy the records of these classes into ``hunt_events``, with the header columns that
     fields may read (event code, channel, provider: small beside the records, and joining them
     back per branch cost a millisecond of planning each); returns the classes with some
     record that may hold a wrapped value (``scan.wrapped_test``), the only ones extraction
     unwraps, and those with some record that may hold an object whose child's fields are read
-    (``scan.holds_objects_test``), the only ones extraction reads such objects of."""
+    (``scan.holds_objects_test``), the only ones extraction reads such objects of.
+    ``with_findings`` (a small case) copies the columns findings show too (``FINDING_COLUMNS``):
+    then the hits' events need not be read from the store again (``_hit_events``)."""
     wanted = ", ".join(str(c) for c in classes) or "NULL"
+    shown = "".join(f"e.{c}, " for c in FINDING_COLUMNS) if with_findings else ""
     holds = scan.holds_objects_test("e.raw", "e.source_format", mapping.object_keys())
     con.create_table("hunt_events", f"""
-        SELECT c.cls, e.event_uid, e.event_code, e.channel, e.provider, e.raw,
+        SELECT c.cls, e.event_uid, e.event_code, e.channel, e.provider, {shown}e.raw,
                {scan.wrapped_test("e.raw")} AS wrapped, {holds} AS holds_objects
         FROM events e JOIN hunt_classes c
           ON e.source_format IS NOT DISTINCT FROM c.source_format
@@ -723,17 +736,27 @@ def _match_isolating(
         _match_isolating(cur, group, batch[half:], limited, failed)
 
 
-def _hit_events(con: Engine) -> None:
-    """The normalized columns of the events that matched (few), for findings and correlations;
-    hunt_events holds only the raw records, to keep the in-memory copy small."""
-    con.execute("""
-        CREATE OR REPLACE TABLE hunt_hit_events AS
-        SELECT x.eid, e.event_uid, e.ts, e.host, e."user", e.src_ip, e.dst_ip, e.process,
-               e.file_path, e.source_format, e.channel, e.event_code
-        FROM (SELECT DISTINCT h.eid, he.event_uid FROM hunt_hits h
-              JOIN hunt_events he ON he.rowid = h.eid) x
-        JOIN events e ON e.event_uid = x.event_uid
-    """)  # fmt: skip
+# The store's columns a finding shows, besides those ``hunt_events`` always holds
+FINDING_COLUMNS = ("ts", "host", '"user"', "src_ip", "dst_ip", "process", "file_path",
+                   "source_format")  # fmt: skip
+
+
+def _hit_events(con: Engine, copied: bool) -> None:
+    """The normalized columns of the events that matched (few), for findings and correlations:
+    from ``hunt_events`` where they were ``copied`` (a small case), else from the store
+    (``hunt_events`` holds little more than the raw records, to keep a large copy small)."""
+    columns = ", ".join(f"e.{c}" for c in FINDING_COLUMNS)
+    if copied:
+        source = "(SELECT DISTINCT eid FROM hunt_hits) x JOIN hunt_events e ON e.rowid = x.eid"
+    else:
+        source = (
+            "(SELECT DISTINCT h.eid, he.event_uid FROM hunt_hits h "
+            "JOIN hunt_events he ON he.rowid = h.eid) x JOIN events e ON e.event_uid = x.event_uid"
+        )
+    con.execute(
+        f"CREATE OR REPLACE TABLE hunt_hit_events AS SELECT x.eid, e.event_uid, {columns}, "
+        f"e.channel, e.event_code FROM {source}"
+    )
 
 
 def _register_rules(
