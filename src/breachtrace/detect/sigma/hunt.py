@@ -334,18 +334,11 @@ def _run(
     say(
         f"{summary.events_total:,} events; {summary.events_scanned:,} seen by {len(groups)} logsource groups"
     )
-    anchors: dict[int, scan.Anchors] | None = None  # else built while the pool extracts
     if shapes is None:  # not copied yet (a large case): only the classes some group sees
-        with ThreadPoolExecutor(max_workers=1) as background:
-            # the engine copies the records while this thread builds the prefilter's automata
-            loading = background.submit(
-                _prepare_scan, con, needed, mapping, summary.events_total, threads
-            )
-            anchors = {g.number: scan.Anchors.of(g) for g in groups}
-            shapes = loading.result()
+        shapes = _prepare_scan(con, needed, mapping, summary.events_total, threads)
     summary.timings["events"] = time.perf_counter() - began
     formats_of = {row[0]: row[1] for row in classes}
-    failed = _scan(con, groups, anchors, formats_of, shapes, mapping, say, threads, summary)
+    failed = _scan(con, groups, formats_of, shapes, mapping, say, threads, summary)
     mark = time.perf_counter()
     for rule_no, reason in failed.items():
         meta = rules[rule_no].meta
@@ -476,7 +469,6 @@ def _load_events(
 def _scan(
     con: Engine,
     groups: list[scan.RuleGroup],
-    anchors: dict[int, scan.Anchors] | None,
     formats_of: dict[int, str],
     shapes: Shapes,
     mapping: LogsourceMap,
@@ -485,7 +477,7 @@ def _scan(
     summary: HuntSummary,
 ) -> dict[int, str]:
     """Extract every group's fields, then match all rule batches; returns rules that failed.
-    ``anchors``: the groups' anchors, or None to build them while the pool extracts."""
+    The prefilter's automata are built while the pool extracts."""
     workers = threads or 2
     failed: dict[int, str] = {}
 
@@ -529,8 +521,7 @@ def _scan(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         mark = time.perf_counter()
         extracting = {pool.submit(extract, g): g for g in ordered}
-        if anchors is None:
-            anchors = {g.number: scan.Anchors.of(g) for g in groups}
+        anchors = {g.number: scan.Anchors.of(g) for g in groups}
         # Prefilter the groups whose tables are made, in batches, while the pool extracts the
         # others (the largest group's extraction is the longest: the small ones are done first)
         runnable: dict[int, list[tuple[int, CompiledRule]]] = {}
