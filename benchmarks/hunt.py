@@ -37,8 +37,8 @@ machine; docs/hunting.md has every run):
     evtx-mitre   10,011     7.3-13.2 s / 0.12-0.32 s  0.75-1.29 s  0.78-0.93 s  13.1-20.3 s  16-23x
     otrf x13     1,004,354  9.4 s / 0.15 s       18.3 s  9.9 s (101,300 ev/s)  ~729 s  ~74x
 
-3 Dec 2026, afternoon (a slow spell: the same cold compile took 9.1-13.9 s), thirteen runs as
-the code changed, the last two on the current code (26x and 23x; docs/hunting.md has each):
+3 Dec 2026, afternoon (a slow spell: the same cold compile took 9.1-13.9 s), fourteen runs as
+the code changed, the last three on nearly the current code (22-26x; docs/hunting.md has each):
 
     corpus       events     compile cold/cached  ingest       hunt         baseline     speedup
     evtx-mitre   10,011     9.1-13.9 / 0.16-0.37 s  0.88-1.80 s  0.80-1.34 s  20.3-29.8 s  19-26x
