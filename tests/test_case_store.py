@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import orjson
@@ -47,6 +49,22 @@ def test_same_content_twice_in_one_run(tmp_path: Path) -> None:
     summary, con = ingest_and_query(tmp_path / "case", tmp_path / "a", tmp_path / "b")
     assert [f.status for f in summary.files] == ["ingested", "duplicate"]
     assert rows(con, "SELECT count(*) AS n FROM events")[0]["n"] == 10
+
+
+def test_same_compressed_content_twice_is_a_duplicate(tmp_path: Path) -> None:
+    """Inputs not hashed before they are parsed (.gz, archive members) are matched by their
+    fingerprint, then confirmed by SHA-256; plain small files by SHA-256 alone (above)."""
+    data = _nxlog_lines(10, "ws1").encode()
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.json.gz").write_bytes(gzip.compress(data, mtime=0))
+        with zipfile.ZipFile(tmp_path / d / "y.zip", "w") as zf:
+            zf.writestr("y.json", _nxlog_lines(5, "ws2"))
+    summary, con = ingest_and_query(tmp_path / "case", tmp_path / "a", tmp_path / "b")
+    assert [f.status for f in summary.files] == ["ingested", "ingested", "duplicate", "duplicate"]
+    assert rows(con, "SELECT count(*) AS n FROM events")[0]["n"] == 15
+    entries = Case.open(tmp_path / "case").manifest()
+    assert all(e.fingerprint and len(e.sha256) == 64 for e in entries)
 
 
 def test_layout_partitioned_by_month_with_manifest(tmp_path: Path) -> None:

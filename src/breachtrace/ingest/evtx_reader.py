@@ -66,7 +66,9 @@ class EvtxReader(Reader):
 
 
 def _table(numbers: list[int], raws: list[str]) -> pa.Table:
-    return pa.table({"input_record": pa.array(numbers, pa.int64()), "raw": pa.array(raws)})
+    return pa.table(
+        {"input_record": pa.array(numbers, pa.int64()), "raw": pa.array(raws, pa.string())}
+    )
 
 
 def _check_truncation(header: bytes, size: int, rejects: RejectLog) -> None:

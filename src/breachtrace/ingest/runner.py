@@ -408,7 +408,7 @@ def ingest(
     with case.writer_lock():
         known = {e.fingerprint: e for e in case.manifest() if e.fingerprint}
         known_sha = {e.sha256: e for e in case.manifest()}
-    con = case.connect(memory_limit=memory_limit or INGEST_MEMORY_LIMIT)
+    con = case.connect(views=False, memory_limit=memory_limit or INGEST_MEMORY_LIMIT)
     settings = [
         "SET partitioned_write_flush_threshold = 100000",
         "SET enable_progress_bar = false",
@@ -430,14 +430,14 @@ def ingest(
                 batch.commit()
                 batch = _Batch(case, con, writer, progress, timezone)
         batch.commit()
+        with case.writer_lock():
+            case.refresh_database(con)
     finally:
         try:
             writer.close()
         finally:
             con.close()
             batch.release()
-    with case.writer_lock():
-        case.refresh_database()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -478,10 +478,14 @@ def _ingest_one(
     """Ingest one input with its ``sniffed`` reader (``_grouped``; None: sniff it here, where
     a failure is reported)."""
     started = time.perf_counter()
+    # A plain file small enough to be hashed before it is parsed is known by its SHA-256 (one
+    # read); others by a fingerprint, so that their hash can be taken while they are parsed.
+    small = src.plain and src.size < THREADED_BYTES
     try:
         head = src.head()
         reader = sniffed or choose_reader(src, head, readers, forced)
-        fingerprint = src.fingerprint()
+        fingerprint = "" if small else src.fingerprint()
+        sha = src.sha256() if small else ""
     except OSError as exc:
         return FileResult(src.display, "failed", message=f"cannot read: {exc}")
     if reader is None:
@@ -490,14 +494,14 @@ def _ingest_one(
             src.display, "failed",
             message=f"unrecognised format (tried: {tried}); use --format, or --mapping for CSV/JSON",
         )  # fmt: skip
-    if fingerprint in known:
+    if not small and fingerprint in known:
         sha = src.sha256()
-        if sha in known_sha:
-            prior = known_sha[sha]
-            return FileResult(
-                src.display, "duplicate", prior.format, sha256=sha,
-                message=f"already ingested as {prior.path} at {prior.ingested_at}; nothing to do",
-            )  # fmt: skip
+    if sha and sha in known_sha:
+        prior = known_sha[sha]
+        return FileResult(
+            src.display, "duplicate", prior.format, sha256=sha,
+            message=f"already ingested as {prior.path} at {prior.ingested_at}; nothing to do",
+        )  # fmt: skip
     batch.progress.file_started(src, reader.name)
     input_id = batch.open(src, reader, fingerprint)
     rejects = batch.inputs[input_id].rejects
@@ -520,9 +524,13 @@ def _ingest_one(
         # Keep what was read before the failure; the failure itself is a counted reject.
         rejects.add(-1, f"reading stopped early: {type(exc).__name__}: {exc}")
     # Files on disk are hashed as stored (a .gz as the compressed file), for chain of custody.
-    sha = hasher.result() if hasher else (_hash_file(src) if src.disk_path else member_hash)
+    if hasher:
+        sha = hasher.result()
+    elif not small:
+        sha = _hash_file(src) if src.disk_path else member_hash
     result = batch.close(input_id, sha, time.perf_counter() - started)
-    known[fingerprint] = batch.inputs[input_id].entry
+    if fingerprint:
+        known[fingerprint] = batch.inputs[input_id].entry
     known_sha[sha] = batch.inputs[input_id].entry
     return result
 

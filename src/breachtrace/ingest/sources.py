@@ -12,7 +12,7 @@ import io
 import os
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -35,22 +35,23 @@ class InputFile:
     local_path: Path | None = None  # set when the bytes are a plain file on disk
     mtime: datetime | None = None  # last write, the reference for year-less timestamps
     disk_path: Path | None = None  # the evidence file itself (a .gz as stored), for hashing
-    # SHA-256 of the whole file when the fingerprint already read all of it (small files)
-    _sha256: str = field(default="", init=False, repr=False, compare=False)
+
+    @property
+    def plain(self) -> bool:
+        """A file on disk read as stored (not decompressed, not an archive member)."""
+        return self.disk_path is not None and self.disk_path == self.local_path
 
     def head(self, n: int = HEAD_BYTES) -> bytes:
         with self.open() as fh:
             return fh.read(n)
 
     def fingerprint(self) -> str:
-        """A cheap identity (size and first/last MiB) used to spot likely re-ingests."""
+        """A cheap identity (size and first/last MiB) that spots likely re-ingests of inputs
+        hashed only while they are parsed (big files, compressed files, archive members)."""
         digest = hashlib.sha256(str(self.size).encode())
         with self.open() as fh:
             first = fh.read(2**20)
             digest.update(first)
-            whole = self.disk_path is not None and self.disk_path == self.local_path
-            if whole and len(first) == self.size:  # all of the evidence file: hash it now
-                self._sha256 = hashlib.sha256(first).hexdigest()
             if self.local_path is not None and self.size > 2**21:
                 fh.seek(-(2**20), os.SEEK_END)
                 digest.update(fh.read(2**20))
@@ -58,8 +59,6 @@ class InputFile:
 
     def sha256(self) -> str:
         """SHA-256 of the evidence as stored: the file on disk, or the archive member."""
-        if self._sha256:
-            return self._sha256
         digest = hashlib.sha256()
         opener = (lambda: open(self.disk_path, "rb")) if self.disk_path else self.open
         with opener() as fh:
