@@ -8,9 +8,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import evtx
+import pyarrow as pa
 import pytest
 
 from breachtrace.case import Case
+from breachtrace.engines.duckdb import connect, expand_macros
+from breachtrace.ingest.formats import all_readers
 from breachtrace.ingest.runner import ingest
 
 from conftest import DATA, ingest_and_query, rows
@@ -303,3 +306,19 @@ def test_every_reader_emits_only_schema_actions_and_outcomes(tmp_path: Path) -> 
     assert {r["action"] for r in got} - set(ACTIONS) == set()
     assert {r["outcome"] for r in got} - {*OUTCOMES, None} == set()
     assert len({r["action"] for r in got}) >= 15  # the fixtures exercise most categories
+
+
+def test_declared_normalize_columns_are_what_the_sql_gives() -> None:
+    """Readers that name their SELECT's columns spare the runner binding it; the names must
+    be the ones DuckDB binds (a drift would silently NULL a column)."""
+    declared = [r for r in all_readers() if r.normalize_columns() is not None]
+    assert {r.name for r in declared} >= {"evtx", "nxlog", "winlogbeat"}
+    con = connect()
+    for reader in declared:
+        con.register("batch_in", pa.table({
+            "input_record": pa.array([], pa.int64()), reader.raw_column: pa.array([], pa.string()),
+            "input_id": pa.array([], pa.string()), "row_no": pa.array([], pa.int64()),
+        }))  # fmt: skip
+        sql = expand_macros(reader.normalize_sql("batch_in"))
+        bound = con.sql(f"SELECT * FROM ({sql}) LIMIT 0").columns
+        assert list(reader.normalize_columns() or ()) == bound, reader.name

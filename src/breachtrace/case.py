@@ -289,14 +289,16 @@ class Case:
         return f"read_parquet({sql_literal(str(self.rejects_dir / '*.parquet'))})"
 
     def create_views(self, con: duckdb.DuckDBPyConnection, *, temp: bool = True) -> None:
-        """Define the views ``events`` and ``rejects`` on a connection."""
-        from breachtrace.findings import findings_source_sql
-        from breachtrace.schema import FINDING_SCHEMA
-
+        """Define the views ``events``, ``rejects`` and (temporary, or once there are any)
+        ``findings`` on a connection."""
         kind = "TEMP VIEW" if temp else "VIEW"
-        con.register("findings_empty", FINDING_SCHEMA.empty_table())
         con.execute(f"CREATE OR REPLACE {kind} events AS SELECT * FROM {self.events_source_sql()}")
         if temp or any(self.findings_dir.glob("*.parquet")):
+            # imported here: Parquet writing is ~20 ms to import, which an ingest never needs
+            from breachtrace.findings import findings_source_sql
+            from breachtrace.schema import FINDING_SCHEMA
+
+            con.register("findings_empty", FINDING_SCHEMA.empty_table())
             con.execute(
                 f"CREATE OR REPLACE {kind} findings AS SELECT * FROM {findings_source_sql(self)}"
             )

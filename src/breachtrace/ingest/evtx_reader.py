@@ -64,6 +64,9 @@ class EvtxReader(Reader):
     def normalize_sql(self, table: str) -> str:
         return windows_mapping.normalize_sql(table, "evtx", self.name, "raw")
 
+    def normalize_columns(self) -> tuple[str, ...]:
+        return windows_mapping.OUTPUT_COLUMNS
+
 
 def _table(numbers: list[int], raws: list[str]) -> pa.Table:
     return pa.table(

@@ -118,6 +118,7 @@ class _Batch:
         self.rejects: list[pa.Table] = []
         self.rows = 0
         self._sql: str | None = None
+        self._columns: tuple[str, ...] | None = None  # what _sql gives, if its reader knows
         self._tables: list[pa.Table] = []
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -137,7 +138,7 @@ class _Batch:
         sql = expand_macros(reader.normalize_sql("batch_in"))
         if self._sql is not None and sql != self._sql:
             self.flush()
-        self._sql = sql
+        self._sql, self._columns = sql, reader.normalize_columns()
         ids = pa.array([input_id] * table.num_rows, pa.string())
         self._raw_column = reader.raw_column
         self._tables.append(table.append_column("input_id", ids))
@@ -188,7 +189,7 @@ class _Batch:
         out, joined = f"batch_out_{number}", f"batch_in_{number}"
         con.register("batch_in", table)
         try:
-            projection, has_raw = _projection(con, sql)
+            projection, has_raw = _projection(con, sql, self._columns)
             # a table of the database, not a temporary one: the writer's connection reads it
             con.execute(f"CREATE OR REPLACE TABLE {out} AS SELECT {projection} FROM ({sql})")
             # Readers that keep the record verbatim leave it out of their SELECT; it is joined
@@ -554,12 +555,17 @@ def check_timezone(name: str) -> str:
     return name
 
 
-def _projection(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, bool]:
-    """Cast a reader's SELECT onto the schema (columns it leaves out become NULL); and whether
-    it produces ``raw`` itself."""
+def _projection(
+    con: duckdb.DuckDBPyConnection, sql: str, columns: Sequence[str] | None
+) -> tuple[str, bool]:
+    """Cast a reader's SELECT, which gives ``columns`` (None: unknown, bound here to find
+    out), onto the schema (columns it leaves out become NULL); and whether it produces ``raw``
+    itself."""
     cached = _PROJECTION_CACHE.get(sql)
     if cached is None:
-        produced = set(con.sql(f"SELECT * FROM ({sql}) LIMIT 0").columns)
+        if columns is None:
+            columns = con.sql(f"SELECT * FROM ({sql}) LIMIT 0").columns
+        produced = set(columns)
         parts = []
         for col in COLUMNS:
             if col.name == "event_uid" or (col.name == "raw" and "raw" not in produced):

@@ -37,6 +37,9 @@ class _WindowsJsonReader(Reader):
     def normalize_sql(self, table: str) -> str:
         return windows_mapping.normalize_sql(table, self.dialect, self.name, "line")
 
+    def normalize_columns(self) -> tuple[str, ...]:
+        return windows_mapping.OUTPUT_COLUMNS
+
 
 class NxlogReader(_WindowsJsonReader):
     name = "nxlog"

@@ -51,6 +51,11 @@ MAPPED_COLUMNS = (
     "parent_process", "command_line", "file_path", "query",
 )  # fmt: skip
 _SYSTEM_KEYS = ("event_id", "channel", "provider", "computer", "time", "record_id")
+# what ``normalize_sql``'s SELECT gives, in its order
+OUTPUT_COLUMNS = (
+    "row_no", "input_id", "input_record", "ts", "source_format", "channel", "provider", "host",
+    "event_code", "action", "outcome", *MAPPED_COLUMNS, "record_id", "raw", "reject_reason",
+)  # fmt: skip
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
