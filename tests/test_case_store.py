@@ -67,6 +67,44 @@ def test_same_compressed_content_twice_is_a_duplicate(tmp_path: Path) -> None:
     assert all(e.fingerprint and len(e.sha256) == 64 for e in entries)
 
 
+def test_zip_member_copy_of_a_plain_file_is_a_duplicate(tmp_path: Path) -> None:
+    """The same bytes as a plain file and as an archive member, in one run and in the next."""
+    text = _nxlog_lines(10, "ws1")
+    for run in ("one", "next"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "a.json").write_text(text)
+        with zipfile.ZipFile(tmp_path / run / "b.zip", "w") as zf:
+            zf.writestr("a.json", text)
+    summary, _ = ingest_and_query(tmp_path / "case", tmp_path / "one")
+    assert [f.status for f in summary.files] == ["ingested", "duplicate"]
+    (tmp_path / "next" / "a.json").unlink()
+    again, con = ingest_and_query(tmp_path / "case", tmp_path / "next")
+    assert [f.status for f in again.files] == ["duplicate"]
+    assert rows(con, "SELECT count(*) AS n FROM events")[0]["n"] == 10
+
+
+def test_file_name_not_utf8_is_kept_escaped(tmp_path: Path) -> None:
+    """A name in another encoding is ingested; the manifest and case.duckdb show its bytes
+    escaped, and a second ingest into the case still works."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    raw_name = os.fsencode(folder) + b"/caf\xe9.json"
+    with open(raw_name, "w") as fh:
+        fh.write(_nxlog_lines(5, "ws1"))
+    summary, _ = ingest_and_query(tmp_path / "case", folder)
+    assert summary.events == 5 and not summary.warnings
+    assert summary.files[0].path.endswith("caf\\xe9.json")
+    (folder / "other.json").write_text(_nxlog_lines(3, "ws2"))
+    again, _ = ingest_and_query(tmp_path / "case", folder)
+    assert again.events == 3 and not again.warnings
+    case = Case.open(tmp_path / "case")
+    assert any(e.path.endswith("caf\\xe9.json") for e in case.manifest())
+    import duckdb
+
+    con = duckdb.connect(str(case.database_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM manifest").fetchone()[0] == 2
+
+
 def test_layout_partitioned_by_month_with_manifest(tmp_path: Path) -> None:
     path = tmp_path / "in.json"
     path.write_text(_nxlog_lines(100, "fs1"))

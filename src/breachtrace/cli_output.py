@@ -169,6 +169,8 @@ def print_ingest_summary(console: Console, summary: IngestSummary) -> None:
         console.print(
             Text(f"rejected records are listed by: breachtrace info --case {summary.case}")
         )
+    for warning in summary.warnings:
+        console.print(Text(f"warning: {printable(warning)}", style="yellow"))
 
 
 def print_info(console: Console, info: CaseInfo) -> None:

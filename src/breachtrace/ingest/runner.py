@@ -65,6 +65,7 @@ class IngestSummary:
     case: Path
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # what went wrong after the commit
 
     @property
     def events(self) -> int:
@@ -431,8 +432,14 @@ def ingest(
                 batch.commit()
                 batch = _Batch(case, con, writer, progress, timezone)
         batch.commit()
-        with case.writer_lock():
-            case.refresh_database(con)
+        try:
+            with case.writer_lock():
+                case.refresh_database(con)
+        except (OSError, duckdb.Error) as exc:  # the events are committed: say so, not fail
+            summary.warnings.append(
+                f"case.duckdb (the views for the DuckDB CLI) was not updated: {exc}. Close any "
+                "DuckDB session on it; the next ingest into the case rewrites it"
+            )
     finally:
         try:
             writer.close()
@@ -479,14 +486,12 @@ def _ingest_one(
     """Ingest one input with its ``sniffed`` reader (``_grouped``; None: sniff it here, where
     a failure is reported)."""
     started = time.perf_counter()
-    # A plain file small enough to be hashed before it is parsed is known by its SHA-256 (one
-    # read); others by a fingerprint, so that their hash can be taken while they are parsed.
-    small = src.plain and src.size < THREADED_BYTES
     try:
         head = src.head()
         reader = sniffed or choose_reader(src, head, readers, forced)
-        fingerprint = "" if small else src.fingerprint()
-        sha = src.sha256() if small else ""
+        fingerprint = src.fingerprint()
+        # a likely re-ingest is confirmed by the whole file's hash
+        sha = src.sha256() if fingerprint in known else ""
     except OSError as exc:
         return FileResult(src.display, "failed", message=f"cannot read: {exc}")
     if reader is None:
@@ -495,8 +500,6 @@ def _ingest_one(
             src.display, "failed",
             message=f"unrecognised format (tried: {tried}); use --format, or --mapping for CSV/JSON",
         )  # fmt: skip
-    if not small and fingerprint in known:
-        sha = src.sha256()
     if sha and sha in known_sha:
         prior = known_sha[sha]
         return FileResult(
@@ -525,13 +528,9 @@ def _ingest_one(
         # Keep what was read before the failure; the failure itself is a counted reject.
         rejects.add(-1, f"reading stopped early: {type(exc).__name__}: {exc}")
     # Files on disk are hashed as stored (a .gz as the compressed file), for chain of custody.
-    if hasher:
-        sha = hasher.result()
-    elif not small:
-        sha = _hash_file(src) if src.disk_path else member_hash
+    sha = hasher.result() if hasher else (_hash_file(src) if src.disk_path else member_hash)
     result = batch.close(input_id, sha, time.perf_counter() - started)
-    if fingerprint:
-        known[fingerprint] = batch.inputs[input_id].entry
+    known[fingerprint] = batch.inputs[input_id].entry
     known_sha[sha] = batch.inputs[input_id].entry
     return result
 

@@ -12,7 +12,7 @@ import io
 import os
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -35,23 +35,22 @@ class InputFile:
     local_path: Path | None = None  # set when the bytes are a plain file on disk
     mtime: datetime | None = None  # last write, the reference for year-less timestamps
     disk_path: Path | None = None  # the evidence file itself (a .gz as stored), for hashing
-
-    @property
-    def plain(self) -> bool:
-        """A file on disk read as stored (not decompressed, not an archive member)."""
-        return self.disk_path is not None and self.disk_path == self.local_path
+    # SHA-256 of the whole file when the fingerprint already read all of it (small files)
+    _sha256: str = field(default="", init=False, repr=False, compare=False)
 
     def head(self, n: int = HEAD_BYTES) -> bytes:
         with self.open() as fh:
             return fh.read(n)
 
     def fingerprint(self) -> str:
-        """A cheap identity (size and first/last MiB) that spots likely re-ingests of inputs
-        hashed only while they are parsed (big files, compressed files, archive members)."""
+        """A cheap identity (size and first/last MiB) used to spot likely re-ingests."""
         digest = hashlib.sha256(str(self.size).encode())
         with self.open() as fh:
             first = fh.read(2**20)
             digest.update(first)
+            whole = self.disk_path is not None and self.disk_path == self.local_path
+            if whole and len(first) == self.size:  # all of the evidence file: hash it now
+                self._sha256 = hashlib.sha256(first).hexdigest()
             if self.local_path is not None and self.size > 2**21:
                 fh.seek(-(2**20), os.SEEK_END)
                 digest.update(fh.read(2**20))
@@ -59,6 +58,8 @@ class InputFile:
 
     def sha256(self) -> str:
         """SHA-256 of the evidence as stored: the file on disk, or the archive member."""
+        if self._sha256:
+            return self._sha256
         digest = hashlib.sha256()
         opener = (lambda: open(self.disk_path, "rb")) if self.disk_path else self.open
         with opener() as fh:
@@ -102,6 +103,12 @@ def _skip(path: Path) -> bool:
     return name.startswith((".", *SKIP_STEMS)) or name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES)
 
 
+def _display(path: Path | str) -> str:
+    """A path as text that is valid UTF-8: a name in another encoding (bytes Python holds as
+    surrogates) shows its bytes as \\xNN escapes, so manifests, views and reports can hold it."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
 def _zip_members(archive: Path) -> Iterator[InputFile]:
     with zipfile.ZipFile(archive) as zf:
         infos = [i for i in zf.infolist() if not i.is_dir() and not _skip(Path(i.filename))]
@@ -113,7 +120,7 @@ def _zip_members(archive: Path) -> Iterator[InputFile]:
             return _ClosingStream(member, zf)
 
         stamp = datetime(*info.date_time, tzinfo=UTC)
-        yield InputFile(f"{archive}!{info.filename}", info.file_size, opener, mtime=stamp)
+        yield InputFile(f"{_display(archive)}!{info.filename}", info.file_size, opener, mtime=stamp)
 
 
 class _ClosingStream(io.BufferedReader):
@@ -136,7 +143,7 @@ def _expand(path: Path) -> Iterator[InputFile]:
     elif lower.endswith(".gz"):
         size = path.stat().st_size
         yield InputFile(
-            str(path),
+            _display(path),
             size,
             lambda p=path: gzip.open(p, "rb"),
             mtime=mtime,  # type: ignore[misc]
@@ -144,7 +151,7 @@ def _expand(path: Path) -> Iterator[InputFile]:
         )
     else:
         yield InputFile(
-            str(path),
+            _display(path),
             path.stat().st_size,
             lambda p=path: open(p, "rb"),  # type: ignore[misc]
             local_path=path,
