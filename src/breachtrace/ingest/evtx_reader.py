@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import evtx
 import pyarrow as pa
@@ -54,7 +54,7 @@ class EvtxReader(Reader):
                 continue
             index += 1
             numbers.append(index)
-            raws.append(record["data"])
+            raws.append(cast(dict[str, str], record)["data"])
             if len(raws) >= BATCH_RECORDS:
                 yield _table(numbers, raws)
                 numbers, raws = [], []

@@ -400,8 +400,8 @@ def ingest(
     mapping_paths = [Path(m) for m in mappings] + discover_mappings(Path(p) for p in paths)
     readers = all_readers(load_mappings(mapping_paths))
     if format and format not in {r.name for r in readers}:
-        known = ", ".join(r.name for r in readers)
-        raise ValueError(f"unknown format {format!r}; known formats: {known}")
+        names = ", ".join(r.name for r in readers)
+        raise ValueError(f"unknown format {format!r}; known formats: {names}")
     inputs = _grouped(list(discover(paths)), readers, format)
     case = Case.open(case_dir, create=True)
     summary = IngestSummary(case.root)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 HEAD_BYTES = 64 * 1024
 # Sidecar files that describe data rather than hold events.
@@ -61,7 +61,7 @@ class InputFile:
         if self._sha256:
             return self._sha256
         digest = hashlib.sha256()
-        opener = (lambda: open(self.disk_path, "rb")) if self.disk_path else self.open
+        opener = _file_opener(self.disk_path) if self.disk_path else self.open
         with opener() as fh:
             while block := fh.read(8 * 2**20):
                 digest.update(block)
@@ -126,13 +126,21 @@ def _zip_members(archive: Path) -> Iterator[InputFile]:
 class _ClosingStream(io.BufferedReader):
     """A member stream that also closes the archive it came from."""
 
-    def __init__(self, member: BinaryIO, owner: zipfile.ZipFile) -> None:
+    def __init__(self, member: IO[bytes], owner: zipfile.ZipFile) -> None:
         super().__init__(member)  # type: ignore[arg-type]
         self._owner = owner
 
     def close(self) -> None:
         super().close()
         self._owner.close()
+
+
+def _file_opener(path: Path) -> Callable[[], BinaryIO]:
+    return lambda: cast(BinaryIO, open(path, "rb"))
+
+
+def _gzip_opener(path: Path) -> Callable[[], BinaryIO]:
+    return lambda: cast(BinaryIO, gzip.open(path, "rb"))
 
 
 def _expand(path: Path) -> Iterator[InputFile]:
@@ -142,18 +150,12 @@ def _expand(path: Path) -> Iterator[InputFile]:
         yield from _zip_members(path)
     elif lower.endswith(".gz"):
         size = path.stat().st_size
-        yield InputFile(
-            _display(path),
-            size,
-            lambda p=path: gzip.open(p, "rb"),
-            mtime=mtime,  # type: ignore[misc]
-            disk_path=path,
-        )
+        yield InputFile(_display(path), size, _gzip_opener(path), mtime=mtime, disk_path=path)
     else:
         yield InputFile(
             _display(path),
             path.stat().st_size,
-            lambda p=path: open(p, "rb"),  # type: ignore[misc]
+            _file_opener(path),
             local_path=path,
             mtime=mtime,
             disk_path=path,
