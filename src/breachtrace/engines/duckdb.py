@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,6 @@ from typing import Any
 import duckdb
 import psutil
 import pyarrow as pa
-
-# ``DuckDBEngine.table``'s choice, measured: the warning would repeat on every query
-warnings.filterwarnings(
-    "ignore", message="Arrow output on a DB-API result makes an extra copy", category=UserWarning
-)
 
 # SQL helpers every stage uses, defined once as templates over one argument {x}. Each uses its
 # argument exactly once, so expanding them textually keeps SQL linear in size. Generated SQL
@@ -190,10 +184,7 @@ class DuckDBEngine:
         self.con.execute(sql, list(params) if params else None)
 
     def table(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        # Executed, not made a relation first: con.sql binds the statement to learn its schema,
-        # then binds it again to run it (the hunt's prefilter queries: 89 against 62 ms per
-        # hunt). The copy of the rows DuckDB warns of costs ~10 ms per million.
-        return self.con.execute(sql, list(params) if params else None).to_arrow_table()
+        return self.con.sql(sql, params=list(params) if params else None).to_arrow_table()
 
     def create_table(self, name: str, sql: str, *, row_ids: bool = False) -> None:
         # DuckDB tables always have the ``rowid`` pseudo-column. Not TEMP: a temporary table is
