@@ -44,12 +44,18 @@ the code changed, the last three on nearly the current code (22-26x; docs/huntin
     evtx-mitre   10,011     9.1-13.9 / 0.16-0.37 s  0.88-1.80 s  0.80-1.34 s  20.3-29.8 s  19-26x
     otrf x13     1,004,354  12.1 s / 0.36 s      23.5 s       13.3 s (75,500 ev/s)  ~969 s  ~73x
 
-3 Dec 2026, late afternoon (slower still: cold compile 9.2-14.9 s), after the ingest's fixed
-costs were cut (first ingest in a new process: -13%, paired); five runs, docs/hunting.md:
+3 Dec 2026, late afternoon, after the ingest's fixed costs were cut (first ingest in a new
+process: -11 to -13%, paired); five runs in a slow spell (cold compile 9.2-14.9 s), then three
+in a fast one (6.3-6.9 s), docs/hunting.md:
 
     corpus       events     compile cold/cached  ingest       hunt         baseline     speedup
     evtx-mitre   10,011     9.2-14.9 / 0.21-0.32 s  1.04-1.34 s  0.90-1.33 s  19.9-32.4 s  20-28x
+    evtx-mitre   10,011     6.3-6.9 / 0.11-0.13 s   0.66-0.71 s  0.59-0.64 s  9.0-9.6 s    15x
     otrf x13     1,004,354  10.8 s / 0.30 s      20.6 s       11.4 s (88,500 ev/s)  ~808 s  ~71x
+    otrf x13     1,004,354  6.5 s / 0.21 s       13.3 s       8.1 s (124,600 ev/s)  ~665 s  ~83x
+
+A fast spell speeds the one-threaded Python baseline up more than the hunt, so the speedup is
+lowest when the machine is quietest.
 
 The small corpus is dominated by fixed costs (DuckDB planning of each group's extraction and of
 the ~70 rules left to SQL after ~210 are decided in Python; the Security group's 80-field
