@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 
 from breachtrace import __version__
-from breachtrace.engines.duckdb import MACROS, connect, sql_literal
+from breachtrace.engines.duckdb import MACROS, connect, sql_identifier, sql_literal
 from breachtrace.schema import COLUMNS
 
 DATABASE_ROOT = ".database-root"
@@ -322,7 +322,7 @@ class Case:
                 self._write_views(own)
         else:
             row = con.execute("SELECT current_database()").fetchone()
-            current = '"' + str(row[0] if row else "memory").replace('"', '""') + '"'
+            current = sql_identifier(str(row[0]) if row else "memory")
             con.execute(f"ATTACH {sql_literal(str(self.database_path))} AS bt_case_database")
             try:
                 con.execute("USE bt_case_database")

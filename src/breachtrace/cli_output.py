@@ -169,7 +169,11 @@ def print_ingest_summary(console: Console, summary: IngestSummary) -> None:
         console.print(
             Text(f"rejected records are listed by: breachtrace info --case {summary.case}")
         )
-    for warning in summary.warnings:
+    print_warnings(console, summary.warnings)
+
+
+def print_warnings(console: Console, warnings: list[str]) -> None:
+    for warning in warnings:
         console.print(Text(f"warning: {printable(warning)}", style="yellow"))
 
 
@@ -222,6 +226,7 @@ def print_demo(console: Console, result: DemoResult) -> None:
         f"{ing.rejected:,} rejected, in {result.seconds['ingest']:.1f} s "
         f"({ing.events / max(result.seconds['ingest'], 1e-9):,.0f} events/s)"
     ))  # fmt: skip
+    print_warnings(console, ing.warnings)
     table = Table("source", "channel", "events", title="What the case holds")
     for fmt, channel, n in info.by_source:
         table.add_row(Text(printable(fmt)), Text(printable(channel)), f"{n:,}")

@@ -164,6 +164,11 @@ def sql_literal(value: str) -> str:
     return "'" + _sql_str(value) + "'"
 
 
+def sql_identifier(name: str) -> str:
+    """A name (column, database) as a quoted SQL identifier (double quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class DuckDBEngine:
     """The ``Engine`` over a DuckDB connection (the default: one machine, spilling to disk)."""
 

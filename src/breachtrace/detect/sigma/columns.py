@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+from breachtrace.engines.duckdb import sql_identifier
+
 # Bump when the SQL the backend emits changes: compiled rules cached by older versions are redone.
 BACKEND_VERSION = f"bt-duckdb-15/pysigma-{version('pySigma')}"
 KEYWORD_FIELD = "@raw"
@@ -31,7 +33,7 @@ def column_name(field: str, *, lower: bool = False) -> str:
 
 def quoted(name: str) -> str:
     """A column name as a quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+    return sql_identifier(name)
 
 
 def sql_string(value: str) -> str:
