@@ -3,10 +3,15 @@ Winlogbeat, Zeek, auth.log keywords; and a hunt over an empty case."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from breachtrace.case import Case
-from breachtrace.detect.sigma import hunt
+from breachtrace.detect.sigma import hunt, scan
 from breachtrace.detect.sigma.logsources import EventSource, load_logsources
 from breachtrace.detect.sigma.records import CompiledRule, RuleMeta
 from breachtrace.detect.sigma.scan import RuleGroup, extract_sql
@@ -115,3 +120,67 @@ def test_userdata_fields_are_read_only_where_the_object_occurs(tmp_path: Path) -
     sql = extract_sql(group, {1: "evtx", 2: "evtx"}, load_logsources(), set(), {2})
     reads_object = [part for part in sql.split(" MATERIALIZED ") if "$.Event.UserData" in part]
     assert len(reads_object) == 1 and "IN (2)" in reads_object[0]
+
+
+# Security fields of the fixtures' events (EventData, 1102's UserData, Winlogbeat's event_data)
+# and some no event has: more than ``scan.STRUCT_MIN_PATHS``, so records are parsed into structs.
+WIDE_FIELDS = [
+    "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "SubjectLogonId", "NewProcessId",
+    "NewProcessName", "TokenElevationType", "ProcessId", "CommandLine", "TargetUserSid",
+    "TargetUserName", "TargetDomainName", "TargetLogonId", "ParentProcessName", "MandatoryLabel",
+    "ServiceName", "ServiceFileName", "ServiceType", "ServiceStartType", "ServiceAccount",
+    "ObjectType", "IpAddress", "IpPort", "ShareName", "ShareLocalPath", "RelativeTargetName",
+    "AccessMask", "AccessList", "LogonType", "LogonProcessName", "AuthenticationPackageName",
+    "WorkstationName", "LogonGuid", "KeyLength", "ProcessName", "Absent1", "Absent2", "Absent3",
+    "Absent4", "Absent5",
+]  # fmt: skip
+
+
+def test_many_fields_are_read_alike_from_structs_and_path_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A branch reading many fields parses each record into a struct (``scan._Slots``): every
+    value the findings show must be what the multi-path extraction reads, from EventData,
+    UserData and Winlogbeat records alike."""
+    inputs = [DATA / "evtx" / "log-cleared-104-1102.evtx",
+              DATA / "evtx" / "psexec-4688-4697-5140-5145.evtx",
+              DATA / "winlogbeat" / "winlogbeat-sample.json"]  # fmt: skip
+    ingest(tmp_path / "case", inputs)
+    case = Case.open(tmp_path / "case")
+    never = {name: "never-this-value" for name in WIDE_FIELDS}
+    rules = {"wide": rule_yaml("wide", SECURITY, {
+        "sel": {"EventID|gt": 0}, "filter": never, "condition": "sel and not filter"})}  # fmt: skip
+    rule_dir = write_rules(tmp_path / "rules", rules)
+    sql_seen: list[str] = []
+    real_extract = scan.extract_sql
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        sql_seen.append(real_extract(*args, **kwargs))
+        return sql_seen[-1]
+
+    monkeypatch.setattr(scan, "extract_sql", spy)
+    shown = {}
+    for struct_from in (scan.STRUCT_MIN_PATHS, 10**6):
+        monkeypatch.setattr(scan, "STRUCT_MIN_PATHS", struct_from)
+        summary = hunt(case, [rule_dir], cache_dir=tmp_path / "cache")
+        assert not summary.skipped and summary.findings > 0
+        with contextlib.closing(case.connect()) as con:
+            shown[struct_from] = sorted(con.execute(
+                "SELECT evidence[1], json_extract(details, '$.fields') FROM findings").fetchall())  # fmt: skip
+    assert "json_transform" in sql_seen[0] and "json_transform" not in sql_seen[-1]
+    assert shown[scan.STRUCT_MIN_PATHS] == shown[10**6]
+    values = [json.loads(fields) for _, fields in shown[10**6]]
+    # the events' own values were read: names from EventData, UserData (1102) and Winlogbeat
+    assert any(v.get("SubjectUserName") == "admmig" for v in values)
+    assert sum(1 for v in values for value in v.values() if value is not None) > 5 * len(values)
+
+
+def test_struct_spec_falls_back_where_one_struct_cannot_hold_the_paths() -> None:
+    paths = ['$.Event.EventData."A"', '$.Event.EventData."B"']
+    assert scan._struct_spec(paths, ["$.Event.UserData"]) == {
+        "Event": {"EventData": {"A": "VARCHAR", "B": "VARCHAR"}, "UserData": "JSON"}
+    }
+    # a path inside another's value; keys differing only in case (DuckDB's struct fields)
+    assert scan._struct_spec([*paths, '$.Event.EventData."A".x'], []) is None
+    assert scan._struct_spec(paths, ["$.Event.EventData"]) is None
+    assert scan._struct_spec([*paths, '$.Event.EventData."a"'], []) is None

@@ -493,7 +493,8 @@ def _scan(
 
     def extract(group: scan.RuleGroup) -> None:
         with worker() as cur:
-            cur.execute(scan.extract_sql(group, formats_of, mapping, *shapes))
+            cur.execute(scan.extract_sql(group, formats_of, mapping, *shapes,
+                                         structs=cur.name == "duckdb"))  # fmt: skip
         # Rules the prefilter keeps whatever the values are matched once the table is made,
         # while the main thread prefilters the others (the pool would idle then). Queued here,
         # so none waits for a table and all are queued when the extractions are done.

@@ -29,8 +29,9 @@ A group is every rule sharing a resolved logsource. Its scan is three steps:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import ahocorasick
 
@@ -38,6 +39,7 @@ from breachtrace.detect.sigma.columns import KEYWORD_FIELD, column_name, field_c
 from breachtrace.detect.sigma.logsources import EventSource, FieldAccess, LogsourceMap
 from breachtrace.detect.sigma.records import CompiledRule
 from breachtrace.engines.duckdb import sql_literal
+from breachtrace.ingest.windows_mapping import path_keys
 
 RULES_PER_QUERY = 48
 # How an EVTX value with attributes (e.g. an unnamed Data item) is stored in a record's JSON:
@@ -103,6 +105,8 @@ def extract_sql(
     mapping: LogsourceMap,
     wrapped: set[int] | None = None,
     holders: set[int] | None = None,
+    *,
+    structs: bool = False,
 ) -> str:
     """CREATE TABLE (or VIEW) of the group's events with one column per field (see the module
     doc); for a group that ``joins_records``, a table of its other fields and a view adding the
@@ -111,7 +115,8 @@ def extract_sql(
     classes with some record holding an object whose child's fields are read (EVTX UserData,
     ``holds_objects_test``; None: any may); the others are a branch of their own, which reads
     no such object (its fallback for every field was a third of the Security group's
-    extraction on evtx-mitre, for the few events that have one)."""
+    extraction on evtx-mitre, for the few events that have one). ``structs``: records may be
+    parsed into DuckDB structs (see ``_Slots``)."""
     names, lower = group.fields()
     if group.joins_records:
         names = [n for n in names if n != KEYWORD_FIELD]
@@ -125,7 +130,8 @@ def extract_sql(
         for (fmt, objects), classes in sorted(by_format.items()):
             n = len(ctes) // 2
             unwrap = wrapped is None or not wrapped.isdisjoint(classes)
-            base, values = _branch(n, source, fmt, classes, names, mapping, unwrap, objects)
+            base, values = _branch(n, source, fmt, classes, names, mapping, unwrap, objects,
+                                   structs)  # fmt: skip
             ctes += [base, values]
             branches.append(f"SELECT * FROM v{n}")
     lowered = [
@@ -170,16 +176,18 @@ def _branch(
     mapping: LogsourceMap,
     unwrap: bool = True,
     objects: bool = True,
+    structs: bool = False,
 ) -> tuple[str, str]:
     """The two CTEs of one (event source, format) branch: parse once, then name the values
     (``unwrap``: some record may hold a ``{"#text": ...}`` value; ``objects``: some record may
-    hold an object whose child's fields are read, see ``_value_sql``)."""
-    slots = _Slots()
+    hold an object whose child's fields are read, see ``_value_sql``; ``structs``: parse into
+    a struct, see ``_Slots``)."""
     accesses = {
         name: mapping.access(fmt, source.source_field(name))
         for name in names
         if name != KEYWORD_FIELD
     }
+    slots = _Slots.of(accesses.values(), objects, structs and not unwrap)
     values = []
     for name in names:
         expr = "raw" if name == KEYWORD_FIELD else _value_sql(accesses[name], slots, objects)
@@ -194,9 +202,7 @@ def _branch(
             )
     columns = ["eid", "event_code", "channel", "provider"]  # header values fields may read
     if slots.paths:
-        columns.append(
-            f"json_extract_string(raw, [{', '.join(sql_literal(p) for p in slots.paths)}]) AS f"
-        )
+        columns.append(f"{slots.parsed('raw')} AS f")
     if KEYWORD_FIELD in names:
         columns.append("raw")
     base = (
@@ -210,25 +216,63 @@ def _branch(
     return base, value_cte
 
 
+# A branch reading this many paths or more parses records into a struct (``_Slots``): on
+# evtx-mitre's Security records a list was faster up to about 24 paths, a struct from 32.
+STRUCT_MIN_PATHS = 32
+
+
 class _Slots:
-    """Where a branch's JSON paths land in its one multi-path extraction ``f`` (one parse of
-    each record): first the direct paths, whose values are read as text from ``t`` (``f`` with
-    every item unwrapped by ``_as_text``), then the objects whose child element holds fields
-    (EVTX UserData). Each object's fields are read in one more multi-path extraction ``uN``,
-    from its child, on the rows that have the object: one expression per object instead of one
-    per field (those cost a third of the Security group's extraction on evtx-mitre)."""
+    """Where a branch's JSON paths land in its one parse of each record, ``f``: first the direct
+    paths, whose values are read as text from ``t``, then the objects whose child element holds
+    fields (EVTX UserData). Each object's fields are read in one more multi-path extraction
+    ``uN``, from its child, on the rows that have the object: one expression per object instead
+    of one per field (those cost a third of the Security group's extraction on evtx-mitre).
+
+    ``f`` is one multi-path ``json_extract_string`` (a list), with ``t`` its items unwrapped by
+    ``_as_text``; or, with a ``spec``, one ``json_transform`` into a struct mirroring the paths,
+    each text read from its field: a struct is filled in one walk of each object's keys, where
+    each path of a list looks its key up again (the Security group's 78 paths: its extraction
+    a third faster on evtx-mitre), though building the struct costs more than a few lookups
+    (``STRUCT_MIN_PATHS``). Structs are DuckDB's own: not for Spark, nor for values to unwrap
+    (one lambda over a list unwraps them all)."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.objects: dict[str, list[str]] = {}  # object path -> paths inside its child
+        self.spec: dict[str, Any] | None = None  # json_transform's structure, if parsed so
+
+    @classmethod
+    def of(cls, accesses: Iterable[FieldAccess], objects: bool, structs: bool) -> _Slots:
+        """The slots of every path the accesses read (their objects' too, with ``objects``),
+        in the order ``_value_sql`` reads them; parsed into a struct with ``structs`` where
+        the paths allow it (``_struct_spec``)."""
+        slots = cls()
+        for access in accesses:
+            if access.column:
+                continue
+            for path in access.paths:
+                slots.text(path)
+            for obj, inner in access.object_paths if objects else ():
+                slots.object(obj, inner)
+        if structs and len(slots.texts) >= STRUCT_MIN_PATHS:
+            slots.spec = _struct_spec(slots.texts, list(slots.objects))
+        return slots
 
     @property
     def paths(self) -> list[str]:
         return self.texts + list(self.objects)
 
+    def parsed(self, record: str) -> str:
+        """The SQL of ``f``: every path read from ``record`` (JSON text) in one parse."""
+        if self.spec is not None:
+            return f"json_transform({record}, {sql_literal(json.dumps(self.spec))})"
+        return f"json_extract_string({record}, [{', '.join(sql_literal(p) for p in self.paths)}])"
+
     def text(self, path: str) -> str:
         if path not in self.texts:
             self.texts.append(path)
+        if self.spec is not None:
+            return _struct_field("f", path)
         return f"t[{self.texts.index(path) + 1}]"
 
     def object(self, path: str, inner: str) -> str:
@@ -244,17 +288,57 @@ class _Slots:
         the lambda was a third of the Security group's extraction on evtx-mitre. An object's
         child is the first of its members: EVTX UserData holds one element."""
         columns = []
-        if self.texts:
+        if self.texts and self.spec is None:
             unwrapped = f"list_transform(f, lambda v: {_as_text('v')})" if unwrap else "f"
             columns.append(f"{unwrapped} AS t")
-        for m, inners in enumerate(self.objects.values(), 1):
-            obj = f"f[{len(self.texts) + m}]"
+        for m, (path, inners) in enumerate(self.objects.items(), 1):
+            obj = (
+                _struct_field("f", path) if self.spec is not None
+                else f"f[{len(self.texts) + m}]"
+            )  # fmt: skip
             paths = ", ".join(sql_literal(p) for p in inners)
             columns.append(
                 f"CASE WHEN {obj} IS NOT NULL THEN "
                 f"json_extract_string(json_extract({obj}, '$.*')[1], [{paths}]) END AS u{m}"
             )
         return f"(SELECT *, {', '.join(columns)} FROM {base})" if columns else base
+
+
+def _struct_spec(texts: list[str], objects: list[str]) -> dict[str, Any] | None:
+    """``json_transform``'s structure for these paths: nested objects of their keys, a text
+    ``VARCHAR`` (what ``json_extract_string`` gives: a string's value, any other value's JSON)
+    and an object ``JSON``. None where one struct cannot hold them: a path inside another's
+    value, or keys of one object that differ only in case (DuckDB's struct fields are named
+    without case; JSON's keys are not)."""
+    spec: dict[str, Any] = {}
+    for path, kind in [*((p, "VARCHAR") for p in texts), *((p, "JSON") for p in objects)]:
+        try:
+            keys = path_keys(path)
+        except ValueError:
+            return None
+        if not keys:
+            return None
+        level = spec
+        for key in keys[:-1]:
+            level = level.setdefault(key, {})
+            if not isinstance(level, dict):
+                return None
+        if keys[-1] in level:
+            return None
+        level[keys[-1]] = kind
+    return spec if _caseless_unique(spec) else None
+
+
+def _caseless_unique(spec: dict[str, Any]) -> bool:
+    keys = [k.lower() for k in spec]
+    return len(set(keys)) == len(keys) and all(
+        _caseless_unique(v) for v in spec.values() if isinstance(v, dict)
+    )
+
+
+def _struct_field(struct: str, path: str) -> str:
+    """The SQL reading a path's value from the struct ``json_transform`` made of a record."""
+    return struct + "".join(f"[{sql_literal(k)}]" for k in path_keys(path))
 
 
 def _value_sql(access: FieldAccess, slots: _Slots, objects: bool = True) -> str:
