@@ -240,6 +240,7 @@ class _Slots:
         self.texts: list[str] = []
         self.objects: dict[str, list[str]] = {}  # object path -> paths inside its child
         self.spec: dict[str, Any] | None = None  # json_transform's structure, if parsed so
+        self.prefix: list[str] = []  # keys every path starts with: ``f`` is the struct there
 
     @classmethod
     def of(cls, accesses: Iterable[FieldAccess], objects: bool, structs: bool) -> _Slots:
@@ -256,6 +257,15 @@ class _Slots:
                 slots.object(obj, inner)
         if structs and len(slots.texts) >= STRUCT_MIN_PATHS:
             slots.spec = _struct_spec(slots.texts, list(slots.objects))
+            # f is the struct of the keys all paths share (Event, EventData): each field then
+            # costs one struct_extract to plan instead of one per key
+            level = slots.spec
+            while level is not None and len(level) == 1:
+                key, inner = next(iter(level.items()))
+                if not isinstance(inner, dict):  # a path's value: f stays above it
+                    break
+                slots.prefix.append(key)
+                level = inner
         return slots
 
     @property
@@ -265,14 +275,15 @@ class _Slots:
     def parsed(self, record: str) -> str:
         """The SQL of ``f``: every path read from ``record`` (JSON text) in one parse."""
         if self.spec is not None:
-            return f"json_transform({record}, {sql_literal(json.dumps(self.spec))})"
+            prefix = "".join(f"[{sql_literal(k)}]" for k in self.prefix)
+            return f"json_transform({record}, {sql_literal(json.dumps(self.spec))}){prefix}"
         return f"json_extract_string({record}, [{', '.join(sql_literal(p) for p in self.paths)}])"
 
     def text(self, path: str) -> str:
         if path not in self.texts:
             self.texts.append(path)
         if self.spec is not None:
-            return _struct_field("f", path)
+            return _struct_field("f", path, len(self.prefix))
         return f"t[{self.texts.index(path) + 1}]"
 
     def object(self, path: str, inner: str) -> str:
@@ -293,7 +304,7 @@ class _Slots:
             columns.append(f"{unwrapped} AS t")
         for m, (path, inners) in enumerate(self.objects.items(), 1):
             obj = (
-                _struct_field("f", path) if self.spec is not None
+                _struct_field("f", path, len(self.prefix)) if self.spec is not None
                 else f"f[{len(self.texts) + m}]"
             )  # fmt: skip
             paths = ", ".join(sql_literal(p) for p in inners)
@@ -336,9 +347,10 @@ def _caseless_unique(spec: dict[str, Any]) -> bool:
     )
 
 
-def _struct_field(struct: str, path: str) -> str:
-    """The SQL reading a path's value from the struct ``json_transform`` made of a record."""
-    return struct + "".join(f"[{sql_literal(k)}]" for k in path_keys(path))
+def _struct_field(struct: str, path: str, skip: int = 0) -> str:
+    """The SQL reading a path's value from the struct ``json_transform`` made of a record
+    (``skip``: the struct is that of the path's first keys)."""
+    return struct + "".join(f"[{sql_literal(k)}]" for k in path_keys(path)[skip:])
 
 
 def _value_sql(access: FieldAccess, slots: _Slots, objects: bool = True) -> str:
