@@ -57,10 +57,18 @@ in a fast one (6.3-6.9 s), docs/hunting.md:
 A fast spell speeds the one-threaded Python baseline up more than the hunt, so the speedup is
 lowest when the machine is quietest.
 
-The small corpus is dominated by fixed costs (DuckDB planning of each group's extraction and of
-the ~70 rules left to SQL after ~210 are decided in Python; the Security group's 80-field
-extraction); the large one by the keyword rule's scan of every record (RE2) and by copying the
-records into memory once. The naive baseline varies by a third between runs: compare hunt times.
+3 Dec 2026, evening, after the Security group's records were parsed into structs; a middling
+spell (cold compile 9.1-11.8 s), five runs, two of them meeting both small-corpus targets at
+once (27x and 1.70 s; 23x and 1.73 s), docs/hunting.md:
+
+    corpus       events     compile cold/cached  ingest       hunt         baseline     speedup
+    evtx-mitre   10,011     9.1-11.8 / 0.16-0.27 s  0.87-1.25 s  0.79-0.96 s  18.3-21.2 s  19-27x
+    otrf x13     1,004,354  12.9 s / 0.31 s      22.3 s       12.6 s (79,900 ev/s)  ~1,009 s  ~80x
+
+The small corpus is dominated by DuckDB's planning (about three quarters of its statements'
+time: each group's extraction, the ~70 rules left to SQL after ~210 are decided in Python, the
+hits' fields); the large one by the keyword rule's scan of every record (RE2) and by copying
+the records into memory once. The naive baseline varies by a third between runs: compare hunt times.
 """
 
 from __future__ import annotations
