@@ -317,8 +317,9 @@ class _Slots:
 
 def _struct_spec(texts: list[str], objects: list[str]) -> dict[str, Any] | None:
     """``json_transform``'s structure for these paths: nested objects of their keys, a text
-    ``VARCHAR`` (what ``json_extract_string`` gives: a string's value, any other value's JSON)
-    and an object ``JSON``. None where one struct cannot hold them: a path inside another's
+    ``VARCHAR`` (what ``json_extract_string`` gives: a string's value, any other value's JSON,
+    but for a number written with an exponent: -1.5e-7 becomes -1.5e-07) and an object
+    ``JSON``. None where one struct cannot hold them: a path inside another's
     value, or keys of one object that differ only in case (DuckDB's struct fields are named
     without case; JSON's keys are not)."""
     spec: dict[str, Any] = {}
