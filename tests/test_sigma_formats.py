@@ -184,3 +184,5 @@ def test_struct_spec_falls_back_where_one_struct_cannot_hold_the_paths() -> None
     assert scan._struct_spec([*paths, '$.Event.EventData."A".x'], []) is None
     assert scan._struct_spec(paths, ["$.Event.EventData"]) is None
     assert scan._struct_spec([*paths, '$.Event.EventData."a"'], []) is None
+    # a field named a\b: its path escapes the backslash, which the struct's keys would keep
+    assert scan._struct_spec([*paths, '$.Event.EventData."a\\\\b"'], []) is None

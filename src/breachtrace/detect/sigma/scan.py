@@ -318,12 +318,15 @@ class _Slots:
 def _struct_spec(texts: list[str], objects: list[str]) -> dict[str, Any] | None:
     """``json_transform``'s structure for these paths: nested objects of their keys, a text
     ``VARCHAR`` (what ``json_extract_string`` gives: a string's value, any other value's JSON,
-    but for a number written with an exponent: -1.5e-7 becomes -1.5e-07) and an object
-    ``JSON``. None where one struct cannot hold them: a path inside another's
-    value, or keys of one object that differ only in case (DuckDB's struct fields are named
-    without case; JSON's keys are not)."""
+    but for a fraction below 1e-4 or from 1e16, which reads as DuckDB casts a double: 0.00001
+    becomes 1e-05, 1e21 1e+21) and an object ``JSON``. None where one struct cannot hold them:
+    a path inside another's value, or keys of one object that differ only in case (DuckDB's
+    struct fields are named without case; JSON's keys are not); and a path with a backslash
+    (an escape ``path_keys`` does not undo)."""
     spec: dict[str, Any] = {}
     for path, kind in [*((p, "VARCHAR") for p in texts), *((p, "JSON") for p in objects)]:
+        if "\\" in path:
+            return None
         try:
             keys = path_keys(path)
         except ValueError:
