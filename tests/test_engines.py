@@ -24,10 +24,12 @@ from breachtrace.case import Case
 from breachtrace.detect.behaviour import detect
 from breachtrace.detect.behaviour.registry import analytics
 from breachtrace.detect.sigma import hunt
+from breachtrace.ingest.runner import ingest
 from breachtrace.scope import scope
 from breachtrace.trace import trace
 
 from detect_support import fresh_copy, simulated
+from sigma_helpers import SECURITY, matched_records, rule_id, rule_yaml, write_rules
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
 pytestmark = pytest.mark.skipif(
@@ -128,6 +130,25 @@ def test_sigma_hunt_finds_the_same_on_both_engines(runs: dict[str, dict[str, Any
     for key, finding in d.items():
         assert finding["score"] == pytest.approx(s[key]["score"], abs=SCORE_TOLERANCE)
         assert finding["evidence"] == s[key]["evidence"] or finding["kind"] != "sigma"
+
+
+def test_sigma_hunt_reads_evtx_userdata_on_both_engines(tmp_path: Path, spark_session: Any) -> None:
+    """A field found in EventData or in UserData's child (1102 "log cleared"): the child is an
+    object's first member, a JSON wildcard Spark's paths have none of (``spark_sql`` maps it)."""
+    data = Path(__file__).parent / "data" / "evtx"
+    ingest(tmp_path / "case", [data / "log-cleared-104-1102.evtx",
+                               data / "psexec-4688-4697-5140-5145.evtx"])  # fmt: skip
+    rules = write_rules(tmp_path / "rules", {"admmig": rule_yaml("admmig", SECURITY, {
+        "sel": {"EventID": [1102, 4697, 4688], "SubjectUserName": "admmig"},
+        "condition": "sel"})})  # fmt: skip
+    found = {}
+    for engine in ENGINES:
+        summary = hunt(Case.open(tmp_path / "case"), [rules], cache_dir=tmp_path / "cache",
+                       engine=engine)  # fmt: skip
+        assert not summary.skipped, [s.reason for s in summary.skipped]
+        found[engine] = matched_records(Case.open(tmp_path / "case"))
+    # 1102 names the account in UserData, 4697 in EventData
+    assert found["duckdb"] == found["spark"] == {rule_id("admmig"): {109054, 349343}}
 
 
 def test_trace_finds_the_same_incidents_on_both_engines(

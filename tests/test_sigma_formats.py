@@ -8,10 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from breachtrace.case import Case
 from breachtrace.detect.sigma import hunt, scan
+from breachtrace.detect.sigma.columns import field_column
 from breachtrace.detect.sigma.logsources import EventSource, load_logsources
 from breachtrace.detect.sigma.records import CompiledRule, RuleMeta
 from breachtrace.detect.sigma.scan import RuleGroup, extract_sql
@@ -186,3 +188,30 @@ def test_struct_spec_falls_back_where_one_struct_cannot_hold_the_paths() -> None
     assert scan._struct_spec([*paths, '$.Event.EventData."a"'], []) is None
     # a field named a\b: its path escapes the backslash, which the struct's keys would keep
     assert scan._struct_spec([*paths, '$.Event.EventData."a\\\\b"'], []) is None
+
+
+def test_userdata_that_is_not_an_object_is_passed_over() -> None:
+    """A crafted EVTX record whose UserData is plain text: extraction reads its other places and
+    nothing from UserData, where ``json_extract`` failed the group's whole statement (and with
+    it the hunt). Both ways of parsing records (a path list, and a struct for many fields)."""
+    good = {"Event": {"UserData": {"LogFileCleared": {"SubjectUserName": "admmig"}}}}
+    crafted = {"Event": {"UserData": "plain text", "EventData": {"SubjectUserName": "x"}}}
+    scalar = {"Event": {"UserData": 7}}
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE hunt_events (cls INTEGER, event_code INTEGER, channel VARCHAR, "
+        "provider VARCHAR, raw VARCHAR)"
+    )
+    for record in (good, crafted, scalar):
+        con.execute("INSERT INTO hunt_events VALUES (1, 1102, 'Security', 'p', ?)",
+                    [json.dumps(record)])  # fmt: skip
+    for fields, structs in ((("SubjectUserName",), False), (tuple(WIDE_FIELDS), True)):
+        group = RuleGroup(0, "security", (EventSource(formats=("evtx",)),), classes={0: [1]})
+        group.rules.append((0, CompiledRule(
+            RuleMeta("r", "r", "f"), "windows", None, "security", "TRUE", fields, (), ())))  # fmt: skip
+        sql = extract_sql(group, {1: "evtx"}, load_logsources(), set(), {1}, structs=structs)
+        assert ("json_transform" in sql) == structs
+        con.execute(sql)
+        column = field_column("SubjectUserName")
+        found = con.execute(f"SELECT {column}, eids FROM {group.table}").fetchall()
+        assert sorted(found, key=lambda row: row[1]) == [("admmig", [0]), ("x", [1]), (None, [2])]

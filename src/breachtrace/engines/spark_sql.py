@@ -24,6 +24,8 @@ rewritten here on the parsed tree, keeping DuckDB's meaning:
 - ``list(x ORDER BY k)``: the collected list sorted (Spark keeps no order);
 - ``list[a:b]``: ``slice(list, a, b - a + 1)``; ``list[-k]``: ``element_at(list, -k)``;
 - ``LIKE``/``ILIKE`` patterns: backslashes doubled (Spark's LIKE escapes with them);
+- ``json_valid(j)``: ``get_json_object(j, '$')`` not NULL (JSON text that is ``null`` aside);
+  ``json_extract(j, '$.*')``, an object's members: ``map_values(from_json(j, map<string,string>))``;
 - ``json_object(k, v, ...)``: ``to_json(named_struct(...))`` (Spark leaves null values out);
   ``json(text)`` inside it stays text (a JSON string rather than a nested object).
 
@@ -155,6 +157,11 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return exp.func("element_at", node.this, exp.Literal.number(-from_end))
     if isinstance(node, exp.Like | exp.ILike) and not isinstance(node.parent, exp.Escape):
         return _like(node)
+    if isinstance(node, exp.JSONExtract) and _members(node.expression):
+        # an object's members (DuckDB's '$.*', as JSON): Spark's JSON paths have no wildcard
+        # for members; a map of each member's JSON text keeps their order
+        parsed = exp.func("from_json", node.this, exp.Literal.string("map<string,string>"))
+        return exp.func("map_values", parsed)
     if isinstance(node, exp.JSONExtractScalar) and _wildcard_last(node.expression):
         # a wildcard path gives DuckDB a list; Spark's get_json_object gives the JSON array text
         base = node.expression.copy()
@@ -283,6 +290,16 @@ def _like(node: exp.Like | exp.ILike) -> exp.Expression:
     return type(node)(this=node.this, expression=pattern)
 
 
+def _members(path: exp.Expression) -> bool:
+    """Whether a JSON path is ``$.*``: every member of an object."""
+    return (
+        isinstance(path, exp.JSONPath)
+        and len(path.expressions) == 2
+        and isinstance(path.expressions[1], exp.JSONPathKey)
+        and isinstance(path.expressions[1].this, exp.JSONPathWildcard)
+    )
+
+
 def _wildcard_last(path: exp.Expression) -> bool:
     return (
         isinstance(path, exp.JSONPath)
@@ -320,6 +337,10 @@ def _anonymous(node: exp.Anonymous) -> exp.Expression:
         return exp.Anonymous(
             this="regexp_extract", expressions=[args[0], pattern, exp.Literal.number(1)]
         )
+    if name == "json_valid":  # Spark's JSON functions give NULL for text that is not JSON
+        path = exp.Literal.string("$")
+        return exp.Not(this=exp.Is(this=exp.Anonymous(
+            this="get_json_object", expressions=[args[0], path]), expression=exp.Null()))  # fmt: skip
     if name == "to_microseconds":
         amount = args[0].this if isinstance(args[0], exp.Cast) else args[0]
         return exp.Interval(this=exp.Literal.string(amount.sql()), unit=exp.var("MICROSECOND"))

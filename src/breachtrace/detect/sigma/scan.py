@@ -297,7 +297,9 @@ class _Slots:
         one CASE per field, and no slice of ``f`` (copying the lists cost as much as the
         unwrapping saved); without ``unwrap`` (no record holds a wrapped value) it is ``f``:
         the lambda was a third of the Security group's extraction on evtx-mitre. An object's
-        child is the first of its members: EVTX UserData holds one element."""
+        child is the first of its members: EVTX UserData holds one element. A value that is not
+        JSON (UserData as plain text, in a crafted record) is passed over: ``json_extract``
+        would fail the whole statement on it."""
         columns = []
         if self.texts and self.spec is None:
             unwrapped = f"list_transform(f, lambda v: {_as_text('v')})" if unwrap else "f"
@@ -309,7 +311,7 @@ class _Slots:
             )  # fmt: skip
             paths = ", ".join(sql_literal(p) for p in inners)
             columns.append(
-                f"CASE WHEN {obj} IS NOT NULL THEN "
+                f"CASE WHEN json_valid({obj}) THEN "
                 f"json_extract_string(json_extract({obj}, '$.*')[1], [{paths}]) END AS u{m}"
             )
         return f"(SELECT *, {', '.join(columns)} FROM {base})" if columns else base
