@@ -160,8 +160,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.JSONExtract) and _members(node.expression):
         # an object's members (DuckDB's '$.*', as JSON): Spark's JSON paths have no wildcard
         # for members; a map of each member's JSON text keeps their order
-        parsed = exp.func("from_json", node.this, exp.Literal.string("map<string,string>"))
-        return exp.func("map_values", parsed)
+        members = exp.Literal.string("map<string,string>")
+        parsed = exp.Anonymous(this="from_json", expressions=[node.this, members])
+        return exp.Anonymous(this="map_values", expressions=[parsed])
     if isinstance(node, exp.JSONExtractScalar) and _wildcard_last(node.expression):
         # a wildcard path gives DuckDB a list; Spark's get_json_object gives the JSON array text
         base = node.expression.copy()
