@@ -14,7 +14,7 @@ import pytest
 from breachtrace.case import Case
 from breachtrace.detect.sigma import hunt, scan
 from breachtrace.detect.sigma.columns import field_column
-from breachtrace.detect.sigma.logsources import EventSource, load_logsources
+from breachtrace.detect.sigma.logsources import EventSource, FieldAccess, load_logsources
 from breachtrace.detect.sigma.records import CompiledRule, RuleMeta
 from breachtrace.detect.sigma.scan import RuleGroup, extract_sql
 from breachtrace.ingest.runner import ingest
@@ -186,8 +186,26 @@ def test_struct_spec_falls_back_where_one_struct_cannot_hold_the_paths() -> None
     assert scan._struct_spec([*paths, '$.Event.EventData."A".x'], []) is None
     assert scan._struct_spec(paths, ["$.Event.EventData"]) is None
     assert scan._struct_spec([*paths, '$.Event.EventData."a"'], []) is None
-    # a field named a\b: its path escapes the backslash, which the struct's keys would keep
-    assert scan._struct_spec([*paths, '$.Event.EventData."a\\\\b"'], []) is None
+    # a text and an object at one path
+    assert scan._struct_spec(paths, [paths[0]]) is None
+
+
+def test_a_field_name_with_a_backslash_is_read_alike_from_structs_and_path_lists() -> None:
+    """A quoted key's backslash is escaped in its path; the struct's key is unescaped as DuckDB
+    reads the path, so both ways of parsing read the same value."""
+    access = load_logsources().access("evtx", "a\\b")
+    assert access.paths == ('$.Event.EventData."a\\\\b"',)
+    fillers = [FieldAccess(paths=(f'$.Event.EventData."F{i}"',)) for i in range(40)]
+    record = json.dumps({"Event": {"EventData": {"a\\b": "one backslash"}}})
+    read = []
+    for structs in (False, True):
+        slots = scan._Slots.of([*fillers, access], False, structs)
+        assert (slots.spec is not None) == structs
+        value = scan._value_sql(access, slots, False)
+        read.append(duckdb.connect().execute(
+            f"SELECT {value} FROM (SELECT {slots.parsed('raw')} AS f, f AS t "
+            "FROM (SELECT ?::VARCHAR AS raw))", [record]).fetchone())  # fmt: skip
+    assert read == [("one backslash",), ("one backslash",)]
 
 
 def test_userdata_that_is_not_an_object_is_passed_over() -> None:

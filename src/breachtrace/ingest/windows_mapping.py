@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -57,6 +58,7 @@ OUTPUT_COLUMNS = (
     "event_code", "action", "outcome", *MAPPED_COLUMNS, "record_id", "raw", "reject_reason",
 )  # fmt: skip
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
+_PATH_ESCAPE = re.compile(r'\\(["\\])')  # what DuckDB's JSON paths unescape in a quoted key
 
 
 @dataclass(frozen=True)
@@ -152,24 +154,42 @@ class _StructSlots:
     def ref(self, path: str, var: str | None = None) -> str:
         """SQL for the value at a JSON path (text, as ``json_extract_string`` gives it)."""
         keys = path_keys(path)
-        level = self.tree
-        for depth, key in enumerate(keys, start=1):
-            leaf = depth == len(keys)
-            declared = next((k for k in level if k.lower() == key.lower()), None)
-            if declared is None:
-                level[key] = "VARCHAR" if leaf else {}
-            elif declared != key or (level[key] == "VARCHAR") != leaf:
-                return f"json_extract_string({self.raw}, {sql_literal(path)})"
-            if not leaf:
-                level = level[key]
-        return (var or self.var) + "".join(f"[{sql_literal(k)}]" for k in keys)
+        if not declare_path(self.tree, keys):
+            return f"json_extract_string({self.raw}, {sql_literal(path)})"
+        return struct_field(var or self.var, keys)
 
     def spec(self) -> str:
         return sql_literal(json.dumps(self.tree))
 
 
+def declare_path(tree: dict[str, Any], keys: list[str], kind: str = "VARCHAR") -> bool:
+    """Declare a path's keys in a ``json_transform`` structure, its value of type ``kind``;
+    False where the structure cannot hold it: a key that differs from a declared one only in
+    case (STRUCT member names are case-insensitive), a path inside another's value, or one
+    declared with another type."""
+    level = tree
+    for depth, key in enumerate(keys, start=1):
+        leaf = depth == len(keys)
+        declared = next((k for k in level if k.lower() == key.lower()), None)
+        if declared is None:
+            level[key] = kind if leaf else {}
+        elif (
+            declared != key or isinstance(level[key], dict) == leaf or (leaf and level[key] != kind)
+        ):
+            return False
+        if not leaf:
+            level = level[key]
+    return True
+
+
+def struct_field(var: str, keys: Sequence[str]) -> str:
+    """SQL reading the value at these keys from the STRUCT ``var``."""
+    return var + "".join(f"[{sql_literal(k)}]" for k in keys)
+
+
 def path_keys(path: str) -> list[str]:
-    """The object keys of a JSON path such as ``$.winlog."event_data".Name``."""
+    """The object keys of a JSON path such as ``$.winlog."event_data".Name``: a quoted key's
+    ``\\"`` and ``\\\\`` read as DuckDB reads them (a quote, a backslash)."""
     keys: list[str] = []
     rest = path.removeprefix("$")
     while rest:
@@ -180,7 +200,7 @@ def path_keys(path: str) -> list[str]:
             end = 1
             while rest[end] != '"':
                 end += 2 if rest[end] == "\\" else 1
-            keys.append(rest[1:end].replace('\\"', '"'))
+            keys.append(_PATH_ESCAPE.sub(r"\1", rest[1:end]))
             rest = rest[end + 1 :]
         else:
             key = rest.split(".", 1)[0]

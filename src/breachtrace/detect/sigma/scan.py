@@ -39,7 +39,7 @@ from breachtrace.detect.sigma.columns import KEYWORD_FIELD, column_name, field_c
 from breachtrace.detect.sigma.logsources import EventSource, FieldAccess, LogsourceMap
 from breachtrace.detect.sigma.records import CompiledRule
 from breachtrace.engines.duckdb import sql_literal
-from breachtrace.ingest.windows_mapping import path_keys
+from breachtrace.ingest.windows_mapping import declare_path, path_keys, struct_field
 
 RULES_PER_QUERY = 48
 # How an EVTX value with attributes (e.g. an unnamed Data item) is stored in a record's JSON:
@@ -321,42 +321,23 @@ def _struct_spec(texts: list[str], objects: list[str]) -> dict[str, Any] | None:
     """``json_transform``'s structure for these paths: nested objects of their keys, a text
     ``VARCHAR`` (what ``json_extract_string`` gives: a string's value, any other value's JSON,
     but for a fraction below 1e-4 or from 1e16, which reads as DuckDB casts a double: 0.00001
-    becomes 1e-05, 1e21 1e+21) and an object ``JSON``. None where one struct cannot hold them:
-    a path inside another's value, or keys of one object that differ only in case (DuckDB's
-    struct fields are named without case; JSON's keys are not); and a path with a backslash
-    (an escape ``path_keys`` does not undo)."""
+    becomes 1e-05, 1e21 1e+21) and an object ``JSON``. None where one struct cannot hold them
+    all (``declare_path``)."""
     spec: dict[str, Any] = {}
     for path, kind in [*((p, "VARCHAR") for p in texts), *((p, "JSON") for p in objects)]:
-        if "\\" in path:
-            return None
         try:
             keys = path_keys(path)
         except ValueError:
             return None
-        if not keys:
+        if not keys or not declare_path(spec, keys, kind):
             return None
-        level = spec
-        for key in keys[:-1]:
-            level = level.setdefault(key, {})
-            if not isinstance(level, dict):
-                return None
-        if keys[-1] in level:
-            return None
-        level[keys[-1]] = kind
-    return spec if _caseless_unique(spec) else None
-
-
-def _caseless_unique(spec: dict[str, Any]) -> bool:
-    keys = [k.lower() for k in spec]
-    return len(set(keys)) == len(keys) and all(
-        _caseless_unique(v) for v in spec.values() if isinstance(v, dict)
-    )
+    return spec
 
 
 def _struct_field(struct: str, path: str, skip: int = 0) -> str:
     """The SQL reading a path's value from the struct ``json_transform`` made of a record
     (``skip``: the struct is that of the path's first keys)."""
-    return struct + "".join(f"[{sql_literal(k)}]" for k in path_keys(path)[skip:])
+    return struct_field(struct, path_keys(path)[skip:])
 
 
 def _value_sql(access: FieldAccess, slots: _Slots, objects: bool = True) -> str:
