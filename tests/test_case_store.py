@@ -224,3 +224,40 @@ def test_inputs_normalized_alike_are_ingested_together(tmp_path: Path) -> None:
     assert len(per_file) == 6 and sum(per_file.values()) == summary.events
     total = rows(con, "SELECT count(*) AS n FROM events")[0]["n"]
     assert total == summary.events
+
+
+def test_recovery_by_another_process_never_takes_a_new_batch_for_dead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parallel ingest's recovery may run at any instant, also the one between a batch's
+    lock file being created and being locked. Were it to run there, it would take the batch
+    for dead, delete its lock file, and a later recovery its staged files: the batch would
+    commit empty (as seen once in CI). Here a second case handle (a separate lock, as another
+    process holds) tries to recover in exactly that instant."""
+    import fcntl
+
+    from breachtrace import case as case_module
+
+    case = Case.open(tmp_path / "case", create=True)
+    other = Case(case.root)
+    real_flock = fcntl.flock
+    tried: list[bool] = []
+
+    def flock_after_a_rival_recovery(fd: object, op: int) -> None:
+        name = getattr(fd, "name", "")
+        if str(name).endswith(".lock") and "staging" in str(name) and op == fcntl.LOCK_EX:
+            try:
+                with other.writer_lock(wait=False):
+                    tried.append(True)
+            except case_module.CaseError:
+                tried.append(False)  # the writer lock is held: no recovery can run now
+        real_flock(fd, op)
+
+    monkeypatch.setattr(case_module.fcntl, "flock", flock_after_a_rival_recovery)
+    with case.staging_batch("20261203T000000-abcdef01") as staged:
+        monkeypatch.setattr(case_module.fcntl, "flock", real_flock)
+        (staged / "part.parquet").write_bytes(b"staged")
+        with other.writer_lock():  # a later recovery, by any process
+            pass
+        assert (staged / "part.parquet").exists()
+    assert tried == [False]

@@ -177,10 +177,15 @@ class Case:
         """A staging folder for one batch, locked while this process writes it, so that another
         process's ``recover`` leaves it alone (a lock dies with its process)."""
         staged = self.staging_dir / batch_id
-        with open(self.staging_dir / f"{batch_id}.lock", "w") as lock:
+        # Made under the writer lock, as ``recover`` runs only under it: otherwise another
+        # process's recovery could find the lock file in the instant before it is locked, take
+        # the batch for dead and delete it, and the batch would later commit empty.
+        with self.writer_lock():
+            lock = open(self.staging_dir / f"{batch_id}.lock", "w")
             fcntl.flock(lock, fcntl.LOCK_EX)
-            staged.mkdir(parents=True)
+        with lock:
             try:
+                staged.mkdir(parents=True)
                 yield staged
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
