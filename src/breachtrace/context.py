@@ -22,13 +22,13 @@ import hashlib
 import io
 import ipaddress
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
+from breachtrace import atomic_write
 from breachtrace.case import Case
 from breachtrace.engines.base import Engine
 
@@ -315,17 +315,18 @@ def store_context_file(case: Case, kind: str, path: Path) -> Path:
     target_dir.mkdir(exist_ok=True)
     data = path.read_bytes()
     target = target_dir / f"{kind}.csv"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    atomic_write.write_bytes(target, data)
     record_path = target_dir / "context.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    record[kind] = {
-        "source": str(path.resolve()),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "stored": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    record_path.write_text(json.dumps(record, indent=1))
+    # read, changed and written under the case's lock: two commands storing different files
+    # at once would otherwise each write the record without the other's entry
+    with case.writer_lock():
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        record[kind] = {
+            "source": str(path.resolve()),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "stored": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        atomic_write.write_text(record_path, json.dumps(record, indent=1))
     return target
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import astuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from breachtrace.atomic_write import replacing
 from breachtrace.case import Case
 from breachtrace.engines.duckdb import sql_literal
 from breachtrace.schema import FINDING_SCHEMA, Finding
@@ -27,10 +27,8 @@ def findings_table(findings: Iterable[Finding]) -> pa.Table:
 def write_findings(case: Case, name: str, table: pa.Table) -> None:
     """Replace the findings set ``name`` (e.g. "sigma", "lateral") atomically."""
     case.findings_dir.mkdir(exist_ok=True)
-    target = case.findings_dir / f"{name}.parquet"
-    tmp = target.with_suffix(".tmp")
-    pq.write_table(table.cast(FINDING_SCHEMA), tmp, compression="zstd")
-    os.replace(tmp, target)
+    with replacing(case.findings_dir / f"{name}.parquet") as tmp:
+        pq.write_table(table.cast(FINDING_SCHEMA), tmp, compression="zstd")
 
 
 def findings_source_sql(case: Case) -> str:

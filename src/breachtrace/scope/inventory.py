@@ -12,12 +12,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
+from breachtrace import atomic_write
 from breachtrace.case import Case
 from breachtrace.context import ContextError, context_dir
 from breachtrace.engines.base import Engine, materialize
@@ -116,8 +116,6 @@ def load_inventory(case: Case, given: Path | None = None) -> Inventory | None:
     if given is not None:
         inventory = parse_inventory(Path(given))
         stored.parent.mkdir(parents=True, exist_ok=True)
-        tmp = stored.with_suffix(".tmp")
-        tmp.write_bytes(Path(given).read_bytes())
-        os.replace(tmp, stored)
+        atomic_write.write_bytes(stored, Path(given).read_bytes())
         return inventory
     return parse_inventory(stored) if stored.exists() else None

@@ -17,11 +17,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from breachtrace import atomic_write
 from breachtrace.case import Case
 
 NOTIFICATION_COLUMNS = ("owner", "routes", "files", "first_access", "last_access",
@@ -48,9 +48,7 @@ def write_run(case: Case, document: dict[str, Any]) -> Path:
     (run_dir / "notification_list.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False))
     (run_dir / "notification_list.csv").write_text(notification_csv(rows), encoding="utf-8")
     latest = case.root / "scope" / "latest.json"
-    tmp = latest.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, latest)
+    atomic_write.write_text(latest, text)
     return run_dir
 
 

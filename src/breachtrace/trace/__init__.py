@@ -11,12 +11,12 @@ Writes CASE/trace/incidents.json (shape: docs/investigation.md) and returns a Tr
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from breachtrace import atomic_write
 from breachtrace.case import Case
 from breachtrace.context import load_context
 from breachtrace.engines.base import one, open_engine
@@ -181,6 +181,4 @@ def _write(
         ],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False))
-    os.replace(tmp, path)
+    atomic_write.write_text(path, json.dumps(document, indent=1, ensure_ascii=False))

@@ -1,0 +1,38 @@
+"""Replacing a file of the case whole, even when several processes replace it at once.
+
+A fixed temporary name (``findings/sigma.tmp``) is shared by every process writing the same
+file: one truncates and renames what another is still writing, and the file left behind is
+torn (seen: a findings set mixing two hunts' rows, unreadable). Here each write has a name of
+its own beside the target, so the last rename wins and every version read is whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target``, unique to this call, renamed over ``target`` when
+    the block ends (removed if it fails). Hidden and ending ``.tmp``, so no glob of the case's
+    files (``*.parquet``, ``*.json``) reads it meanwhile, nor after a crash."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    with replacing(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(target: Path, text: str) -> None:
+    """``text`` as UTF-8, whatever the locale."""
+    write_bytes(target, text.encode("utf-8"))
