@@ -114,22 +114,23 @@ class Case:
                     f"{path} is not a breachtrace case (no case.json). "
                     "Create one with: breachtrace ingest --case DIR FILES..."
                 )
-            if path.exists() and any(path.iterdir()):
+            # another process may be creating the same case right now (parallel ingests into
+            # a new case): its files are no reason to refuse once its case.json is there
+            if path.exists() and any(path.iterdir()) and not marker.exists():
                 raise CaseError(
                     f"{path} exists, is not empty and is not a breachtrace case; "
                     "choose a new or empty directory for the case"
                 )
             path.mkdir(parents=True, exist_ok=True)
-            marker.write_text(
-                json.dumps(
-                    {
-                        "tool": "breachtrace",
-                        "version": __version__,
-                        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                    },
-                    indent=2,
-                )
-            )
+            created = {
+                "tool": "breachtrace",
+                "version": __version__,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            # made exclusively, first in the folder (see the check above); if that other
+            # process made it first, it is kept
+            with contextlib.suppress(FileExistsError), open(marker, "x") as fh:
+                fh.write(json.dumps(created, indent=2))
         case = cls(path)
         for d in (case.events_dir, case.manifest_dir, case.rejects_dir, case.staging_dir):
             d.mkdir(exist_ok=True)
@@ -217,7 +218,7 @@ class Case:
         for parquet in list(self.events_dir.rglob("*.parquet")) + list(
             self.rejects_dir.glob("*.parquet")
         ):
-            if parquet.name.split("_")[0].removesuffix(".parquet") not in committed:
+            if _batch_of(parquet) not in committed:
                 parquet.unlink()
                 removed.append(parquet)
         for tmp in self.manifest_dir.glob("*.tmp"):
@@ -273,25 +274,35 @@ class Case:
         os.replace(tmp, self.manifest_dir / f"{batch_id}.json")
 
     # -- querying -------------------------------------------------------------------------
+    def committed_files(self, folder: Path) -> list[Path]:
+        """The Parquet files under ``folder`` (events, rejects) of committed batches only.
+        A commit moves its files in before it renames its manifest, so a glob would also read
+        a batch halfway through its commit, or one whose process died there (removed by the
+        next recovery): the manifest is listed first, and a batch is then read wholly or not
+        at all."""
+        committed = self.committed_batches()
+        return sorted(p for p in folder.rglob("*.parquet") if _batch_of(p) in committed)
+
     def has_events(self) -> bool:
-        return any(self.events_dir.rglob("*.parquet"))
+        return bool(self.committed_files(self.events_dir))
 
     def events_source_sql(self) -> str:
         """A FROM-clause source for the events of this case (an empty relation if none)."""
-        if not self.has_events():
+        files = self.committed_files(self.events_dir)
+        if not files:
             cols = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in COLUMNS)
             return f"(SELECT {cols}, CAST(NULL AS VARCHAR) AS month WHERE false)"
-        glob = sql_literal(str(self.events_dir / "**" / "*.parquet"))
-        return f"read_parquet({glob}, hive_partitioning = true, union_by_name = true)"
+        return f"read_parquet({_file_list(files)}, hive_partitioning = true, union_by_name = true)"
 
     def rejects_source_sql(self) -> str:
-        if not any(self.rejects_dir.glob("*.parquet")):
+        files = self.committed_files(self.rejects_dir)
+        if not files:
             return (
                 "(SELECT NULL::VARCHAR AS input_path, NULL::VARCHAR AS input_id, "
                 "NULL::VARCHAR AS input_sha256, NULL::BIGINT AS input_record, NULL::VARCHAR AS reason, "
                 "NULL::VARCHAR AS excerpt WHERE false)"
             )
-        return f"read_parquet({sql_literal(str(self.rejects_dir / '*.parquet'))})"
+        return f"read_parquet({_file_list(files)})"
 
     def create_views(self, con: duckdb.DuckDBPyConnection, *, temp: bool = True) -> None:
         """Define the views ``events``, ``rejects`` and (temporary, or once there are any)
@@ -346,3 +357,13 @@ class Case:
                 "CREATE OR REPLACE VIEW manifest AS SELECT unnest(files, recursive := true) "
                 f"FROM read_json({manifest_glob}, union_by_name = true)"
             )
+
+
+def _batch_of(parquet: Path) -> str:
+    """The batch a stored file belongs to: events ``<batch>_<n>.parquet``, rejects
+    ``<batch>.parquet`` (batch ids hold no ``_``)."""
+    return parquet.name.split("_")[0].removesuffix(".parquet")
+
+
+def _file_list(files: list[Path]) -> str:
+    return "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
