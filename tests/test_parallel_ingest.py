@@ -62,14 +62,29 @@ def test_parallel_ingests_into_one_case_all_commit(tmp_path: Path) -> None:
     assert stored and stored == _store(sequential)
 
     # a second round of the same files is a no-op, in parallel too
-    again = [
-        subprocess.run(
-            [sys.executable, "-m", "breachtrace", "ingest", "--case", str(case_dir), str(path)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        for path in INPUTS[:2]
-    ]
-    assert all(r.returncode == 0 for r in again)
+    _ingest_at_once(case_dir, INPUTS[:2])
     assert _store(case_dir) == stored
+
+    # one new file given to two ingests at once is stored once, whichever commits first
+    flows = DATA / "lanl" / "flows.txt"
+    _ingest_at_once(case_dir, [flows, flows])
+    alone = tmp_path / "alone"
+    ingest(alone, [flows])
+    added = [row for row in _store(case_dir) if row[0] == flows.name]
+    assert added and added == [row for row in _store(alone)]
+    assert [Path(e.path).name for e in Case.open(case_dir).manifest()].count(flows.name) == 1
+
+
+def _ingest_at_once(case_dir: Path, paths: list[Path]) -> None:
+    """Run one ingest process per path, all at once; each must succeed."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "breachtrace", "ingest", "--case", str(case_dir), str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for path in paths
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(paths), outputs

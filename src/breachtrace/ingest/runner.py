@@ -42,6 +42,7 @@ CHUNK_BYTES = 96 * 2**20  # and at most this much record text per query, boundin
 INGEST_MEMORY_LIMIT = os.environ.get("BREACHTRACE_INGEST_MEMORY_LIMIT", "1GB")
 COMMIT_ROWS = int(os.environ.get("BREACHTRACE_COMMIT_ROWS", 5_000_000))
 COMMIT_FILES = 1000
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
 MONTH_FILES = 12  # a chunk spread over more months is written by one partitioned COPY
 THREADED_BYTES = 16 * 2**20
 T = TypeVar("T")
@@ -263,7 +264,7 @@ class _Batch:
             else f"{raw} AS raw" if c.name == "raw" else f"o.{c.name}"
             for c in COLUMNS
         )  # fmt: skip
-        options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
+        options = PARQUET_OPTIONS
         ranges: list[tuple[str, str]] = []  # (month, the SQL condition selecting its rows)
         if len(months) == 1 and None not in months:
             ranges = [(str(next(iter(months))), "")]
@@ -324,9 +325,48 @@ class _Batch:
                 part.rename(self.staging / part.name)
             events_dir.rmdir()
         with self.case.writer_lock():  # commits of parallel ingests take turns
-            self.case.commit_batch(self.batch_id, entries, self.staging)
+            late = self._committed_meanwhile(entries)
+            if late:
+                self._drop_staged(late)
+                entries = [e for e in entries if e.input_id not in late]
+            if entries:
+                self.case.commit_batch(self.batch_id, entries, self.staging)
+        if not entries:
+            shutil.rmtree(self.staging, ignore_errors=True)
         self._hold.close()
         return entries
+
+    def _committed_meanwhile(self, entries: list[ManifestEntry]) -> set[str]:
+        """The inputs whose content another ingest committed since this one looked (the same
+        file given to two ingests at once), marked duplicates; call under the writer lock."""
+        committed = self.case.known_hashes()
+        late: set[str] = set()
+        for entry in entries:
+            prior = committed.get(entry.sha256)
+            if prior is not None:
+                late.add(entry.input_id)
+                result = self.inputs[entry.input_id].result
+                result.status = "duplicate"
+                result.message = (
+                    f"ingested meanwhile by another process as {prior.path}; nothing kept"
+                )
+        return late
+
+    def _drop_staged(self, input_ids: set[str]) -> None:
+        """Rewrite the staged files without the rows of ``input_ids`` (removing emptied ones)."""
+        ids = ", ".join(sql_literal(i) for i in sorted(input_ids))
+        for staged in sorted(self.staging.rglob("*.parquet")):
+            kept = staged.with_suffix(".kept")
+            rows = _copied(
+                self.con,
+                f"COPY (SELECT * FROM read_parquet({sql_literal(str(staged))}) "
+                f"WHERE input_id NOT IN ({ids})) TO {sql_literal(str(kept))} ({PARQUET_OPTIONS})",
+            )
+            if rows:
+                os.replace(kept, staged)
+            else:
+                kept.unlink()
+                staged.unlink()
 
 
 def _copied(con: duckdb.DuckDBPyConnection, copy: str) -> int:
