@@ -5,6 +5,7 @@ window), so it fails on the code before the fix whatever the machine's timing.""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -139,7 +140,11 @@ def test_one_file_given_to_two_ingests_at_once_is_stored_once(
     case_dir = tmp_path / "case"
     doubled = tmp_path / "schtasks.json"  # with a bad record: its reject must not double either
     doubled.write_bytes((DATA / "nxlog" / "otrf-schtask-sample.json").read_bytes() + b"{broken\n")
-    inputs = [doubled, DATA / "authlog" / "auth.log"]
+    # another file of the same format: normalized with it, so its rows share a staged file
+    # that the commit rewrites without the duplicate's
+    other = tmp_path / "other.json"
+    other.write_bytes(b"".join(doubled.read_bytes().splitlines(keepends=True)[:3]))
+    inputs = [doubled, other]
     ingest(case_dir, inputs[:1])  # the first ingest, committed while the second was reading
     first = Case.open(case_dir).connect()
     once = rows(first, "SELECT count(*) AS n FROM events")[0]["n"]
@@ -158,11 +163,52 @@ def test_one_file_given_to_two_ingests_at_once_is_stored_once(
     summary = ingest(case_dir, inputs)
     monkeypatch.setattr(Case, "manifest", real_manifest)
     statuses = {Path(f.path).name: f.status for f in summary.files}
-    assert statuses == {"schtasks.json": "duplicate", "auth.log": "ingested"}
+    assert statuses == {"schtasks.json": "duplicate", "other.json": "ingested"}
     case = Case.open(case_dir)
     con = case.connect()
     by_input = rows(con, "SELECT input_id, count(*) AS n FROM events GROUP BY ALL ORDER BY n")
-    auth = next(f for f in summary.files if f.status == "ingested").records_read
-    assert sorted(r["n"] for r in by_input) == sorted([once, auth])  # its rows once
-    assert sorted(Path(e.path).name for e in case.manifest()) == ["auth.log", "schtasks.json"]
+    kept = next(f for f in summary.files if f.status == "ingested").records_read
+    assert kept == 3
+    assert sorted(r["n"] for r in by_input) == sorted([once, kept])  # its rows once
+    assert sorted(Path(e.path).name for e in case.manifest()) == ["other.json", "schtasks.json"]
     assert rows(con, "SELECT count(*) AS n FROM rejects")[0]["n"] == rejected
+    # the rewritten files keep the store's columns (a file's month is its folder, not a column)
+    schemas = {tuple(pq.read_schema(f).names) for f in case.events_dir.rglob("*.parquet")}
+    assert len(schemas) == 1 and "month" not in next(iter(schemas))
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    case = Case.open(tmp_path / "case", create=True)
+    case.findings_dir.mkdir()
+    left = case.findings_dir / ".sigma.parquet.4242-0123456789ab.tmp"
+    left.write_bytes(b"half a file")
+    fresh = case.findings_dir / ".sigma.parquet.4243-0123456789ab.tmp"  # being written now
+    fresh.write_bytes(b"being written")
+    old = left.stat().st_mtime - 2 * 3600
+    os.utime(left, (old, old))
+    write_findings(case, "sigma", _findings("A", 3))
+    assert not left.exists() and fresh.exists()
+    assert pq.read_table(case.findings_dir / "sigma.parquet").num_rows == 3
+
+
+def test_the_duckdb_cli_views_see_an_ingest_that_could_not_rewrite_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """case.duckdb's views read the folder when queried, not a list of files made at the last
+    rewrite: an ingest that could not rewrite them (a CLI session holding the file) is seen."""
+    import duckdb
+
+    from breachtrace.ingest.runner import ingest
+
+    case_dir = tmp_path / "case"
+    first = ingest(case_dir, [DATA / "zeek" / "conn.log"])
+
+    def busy(self: Case, con: object = None) -> None:
+        raise duckdb.IOException("the file is held by another process")
+
+    monkeypatch.setattr(Case, "refresh_database", busy)
+    second = ingest(case_dir, [DATA / "authlog" / "auth.log"])
+    assert second.warnings  # said, not failed
+    with duckdb.connect(str(case_dir / "case.duckdb"), read_only=True) as con:
+        count = con.execute("SELECT count(*) FROM events").fetchone()
+    assert count == (first.events + second.events,)

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+# A temporary file of ``target`` this old is what a killed writer left (these writes take
+# seconds): the next write of the same file removes it.
+STALE_SECONDS = 3600
 
 
 @contextlib.contextmanager
@@ -20,6 +25,7 @@ def replacing(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target``, unique to this call, renamed over ``target`` when
     the block ends (removed if it fails). Hidden and ending ``.tmp``, so no glob of the case's
     files (``*.parquet``, ``*.json``) reads it meanwhile, nor after a crash."""
+    _remove_stale(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
     try:
         yield tmp
@@ -28,11 +34,21 @@ def replacing(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def _remove_stale(target: Path) -> None:
+    """Remove what killed writers of ``target`` left behind (``STALE_SECONDS`` old)."""
+    cutoff = time.time() - STALE_SECONDS
+    for left in target.parent.glob(f".{target.name}.*.tmp"):
+        with contextlib.suppress(OSError):  # another writer's, or already gone
+            if left.stat().st_mtime < cutoff:
+                left.unlink()
+
+
 def write_bytes(target: Path, data: bytes) -> None:
     with replacing(target) as tmp:
         tmp.write_bytes(data)
 
 
 def write_text(target: Path, text: str) -> None:
-    """``text`` as UTF-8, whatever the locale."""
-    write_bytes(target, text.encode("utf-8"))
+    """``text`` in the encoding ``Path.write_text`` uses, as the files' readers read it."""
+    with replacing(target) as tmp:
+        tmp.write_text(text)

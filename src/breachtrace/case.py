@@ -286,16 +286,25 @@ class Case:
     def has_events(self) -> bool:
         return bool(self.committed_files(self.events_dir))
 
-    def events_source_sql(self) -> str:
-        """A FROM-clause source for the events of this case (an empty relation if none)."""
+    def events_source_sql(self, *, live: bool = False) -> str:
+        """A FROM-clause source for the events of this case (an empty relation if none): the
+        files of the batches committed now; ``live``, every file there is when it is read
+        (case.duckdb's views, for the DuckDB CLI: they keep up with later ingests even when
+        an ingest could not rewrite them, but may read a batch halfway through its commit)."""
         files = self.committed_files(self.events_dir)
         if not files:
             cols = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in COLUMNS)
             return f"(SELECT {cols}, CAST(NULL AS VARCHAR) AS month WHERE false)"
-        return f"read_parquet({_file_list(files)}, hive_partitioning = true, union_by_name = true)"
+        source = (
+            sql_literal(str(self.events_dir / "**" / "*.parquet")) if live else _file_list(files)
+        )
+        return f"read_parquet({source}, hive_partitioning = true, union_by_name = true)"
 
-    def rejects_source_sql(self) -> str:
+    def rejects_source_sql(self, *, live: bool = False) -> str:
+        """The rejected records, as ``events_source_sql``."""
         files = self.committed_files(self.rejects_dir)
+        if live and files:
+            return f"read_parquet({sql_literal(str(self.rejects_dir / '*.parquet'))})"
         if not files:
             return (
                 "(SELECT NULL::VARCHAR AS input_path, NULL::VARCHAR AS input_id, "
@@ -308,7 +317,10 @@ class Case:
         """Define the views ``events``, ``rejects`` and (temporary, or once there are any)
         ``findings`` on a connection."""
         kind = "TEMP VIEW" if temp else "VIEW"
-        con.execute(f"CREATE OR REPLACE {kind} events AS SELECT * FROM {self.events_source_sql()}")
+        live = not temp  # case.duckdb's views (see ``events_source_sql``)
+        con.execute(
+            f"CREATE OR REPLACE {kind} events AS SELECT * FROM {self.events_source_sql(live=live)}"
+        )
         if temp or any(self.findings_dir.glob("*.parquet")):
             # imported here: Parquet writing is ~20 ms to import, which an ingest never needs
             from breachtrace.findings import findings_source_sql
@@ -319,7 +331,8 @@ class Case:
                 f"CREATE OR REPLACE {kind} findings AS SELECT * FROM {findings_source_sql(self)}"
             )
         con.execute(
-            f"CREATE OR REPLACE {kind} rejects AS SELECT * FROM {self.rejects_source_sql()}"
+            f"CREATE OR REPLACE {kind} rejects AS SELECT * FROM "
+            f"{self.rejects_source_sql(live=live)}"
         )
 
     def connect(self, *, views: bool = True, **kwargs: Any) -> duckdb.DuckDBPyConnection:

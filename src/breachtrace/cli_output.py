@@ -157,6 +157,11 @@ class IngestProgress(BarProgress, IngestCallbacks):
                 f"{result.records_rejected:,} rejected"
             )
 
+    def file_revised(self, result: FileResult) -> None:
+        self.console.print(
+            Text(f"skipped: {printable(result.path)}: {result.message}", style="yellow")
+        )
+
 
 def print_ingest_summary(console: Console, summary: IngestSummary) -> None:
     rate = summary.events / summary.seconds if summary.seconds else 0.0

@@ -87,6 +87,8 @@ class Progress:
     def file_started(self, src: InputFile, reader: str) -> None: ...
     def records(self, n: int) -> None: ...
     def file_done(self, result: FileResult) -> None: ...
+    def file_revised(self, result: FileResult) -> None:
+        """A file reported done turned out otherwise (a duplicate found at the commit)."""
 
 
 @dataclass
@@ -350,17 +352,26 @@ class _Batch:
                 result.message = (
                     f"ingested meanwhile by another process as {prior.path}; nothing kept"
                 )
+                self.progress.file_revised(result)
         return late
 
     def _drop_staged(self, input_ids: set[str]) -> None:
-        """Rewrite the staged files without the rows of ``input_ids`` (removing emptied ones)."""
+        """Rewrite the staged files holding rows of ``input_ids`` without them (removing
+        emptied ones). Read without hive partitioning: a file's ``month=`` folder is not one
+        of its columns, and must not become one."""
         ids = ", ".join(sql_literal(i) for i in sorted(input_ids))
         for staged in sorted(self.staging.rglob("*.parquet")):
+            source = f"read_parquet({sql_literal(str(staged))}, hive_partitioning = false)"
+            row = self.con.execute(
+                f"SELECT count(*) FROM {source} WHERE input_id IN ({ids})"
+            ).fetchone()
+            if not row or not row[0]:
+                continue
             kept = staged.with_suffix(".kept")
             rows = _copied(
                 self.con,
-                f"COPY (SELECT * FROM read_parquet({sql_literal(str(staged))}) "
-                f"WHERE input_id NOT IN ({ids})) TO {sql_literal(str(kept))} ({PARQUET_OPTIONS})",
+                f"COPY (SELECT * FROM {source} WHERE input_id NOT IN ({ids})) "
+                f"TO {sql_literal(str(kept))} ({PARQUET_OPTIONS})",
             )
             if rows:
                 os.replace(kept, staged)
