@@ -16,7 +16,7 @@ from breachtrace.schema import FINDING_SCHEMA, Finding
 
 def findings_table(findings: Iterable[Finding]) -> pa.Table:
     rows = [astuple(f) for f in findings]
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in FINDING_SCHEMA]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in FINDING_SCHEMA]
     return pa.table(
         [pa.array([list(v) if isinstance(v, tuple) else v for v in col], f.type)
          for col, f in zip(columns, FINDING_SCHEMA, strict=True)],
