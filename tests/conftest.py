@@ -20,6 +20,13 @@ needs_corpus = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables printed as wide as their content: a narrow terminal's COLUMNS (a developer's
+    shell) folds the cells the CLI tests read."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 def ingest_and_query(case_dir: Path, *paths: Path, **kwargs: Any) -> tuple[IngestSummary, Any]:
     """Ingest paths into a case and return (summary, DuckDB connection with the case views)."""
     summary = ingest(case_dir, list(paths), **kwargs)

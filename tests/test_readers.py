@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import evtx
@@ -91,7 +91,7 @@ def test_authlogs_of_different_years_in_one_ingest_keep_their_own_years(tmp_path
         (folder / "auth.log").write_text(
             text + f"Jan  2 00:00:0{year % 10} {name}-host CRON[1]: x\n"
         )
-        stamp = datetime(year, 6, 1).timestamp()
+        stamp = datetime(year, 6, 1, tzinfo=UTC).timestamp()  # the reader's year is UTC's
         os.utime(folder / "auth.log", (stamp, stamp))
     summary, con = ingest_and_query(tmp_path / "case", tmp_path / "in")
     assert summary.events == 16 and summary.rejected == 0
@@ -102,7 +102,7 @@ def test_authlogs_of_different_years_in_one_ingest_keep_their_own_years(tmp_path
 def test_authlog_classic_year_rollover(tmp_path: Path) -> None:
     copy = tmp_path / "auth.log"
     shutil.copy(DATA / "authlog" / "auth.log", copy)
-    reference = datetime(2020, 1, 1, 0, 10).timestamp()
+    reference = datetime(2020, 1, 1, 0, 10, tzinfo=UTC).timestamp()  # not the machine's zone
     os.utime(copy, (reference, reference))
     summary, con = ingest_and_query(tmp_path / "case", copy)
     assert summary.events == 7 and summary.rejected == 0
@@ -140,7 +140,7 @@ def test_timezone_applies_only_to_times_without_an_offset(tmp_path: Path) -> Non
     EVTX times are the same whatever the zone; each file's zone is in the manifest."""
     classic = tmp_path / "auth.log"
     shutil.copy(DATA / "authlog" / "auth.log", classic)
-    reference = datetime(2020, 1, 1, 0, 10).timestamp()
+    reference = datetime(2020, 1, 1, 0, 10, tzinfo=UTC).timestamp()  # not the machine's zone
     os.utime(classic, (reference, reference))
     mapped = tmp_path / "vpn.csv"
     mapped.write_text(

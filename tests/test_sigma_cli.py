@@ -42,7 +42,7 @@ def hunted(app: typer.Typer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_rules(root / "rules", rules)
     result = CliRunner().invoke(
         app, ["hunt", "--case", str(case.root), "--rules", str(root / "rules")],
-        env={"BREACHTRACE_CACHE_DIR": str(root / "cache")},
+        env={"BREACHTRACE_CACHE_DIR": str(root / "cache"), "COLUMNS": "200"},  # see wide_terminal
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "1 skipped" in result.output and "2 fired" in result.output
