@@ -1,4 +1,5 @@
-"""Replacing a file of the case whole, even when several processes replace it at once.
+"""Replacing a file whole (the case's results, the rule cache), even when several processes
+replace it at once.
 
 A fixed temporary name (``findings/sigma.tmp``) is shared by every process writing the same
 file: one truncates and renames what another is still writing, and the file left behind is

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from breachtrace import atomic_write
 from breachtrace.detect.sigma.columns import BACKEND_VERSION
 
 
@@ -77,10 +77,7 @@ class RuleCache:
             return True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(orjson.dumps(self.entries))
-            os.replace(tmp, self.path)
+            atomic_write.write_bytes(self.path, orjson.dumps(self.entries))
         except OSError:
             return False
         self.dirty = False
@@ -158,10 +155,7 @@ class RuleSetSnapshot:
         }  # fmt: skip
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(orjson.dumps(data))
-            os.replace(tmp, self.path)
+            atomic_write.write_bytes(self.path, orjson.dumps(data))
         except OSError:
             return False
         return True
