@@ -303,15 +303,14 @@ class Case:
     def rejects_source_sql(self, *, live: bool = False) -> str:
         """The rejected records, as ``events_source_sql``."""
         files = self.committed_files(self.rejects_dir)
-        if live and files:
-            return f"read_parquet({sql_literal(str(self.rejects_dir / '*.parquet'))})"
         if not files:
             return (
                 "(SELECT NULL::VARCHAR AS input_path, NULL::VARCHAR AS input_id, "
                 "NULL::VARCHAR AS input_sha256, NULL::BIGINT AS input_record, NULL::VARCHAR AS reason, "
                 "NULL::VARCHAR AS excerpt WHERE false)"
             )
-        return f"read_parquet({_file_list(files)})"
+        source = sql_literal(str(self.rejects_dir / "*.parquet")) if live else _file_list(files)
+        return f"read_parquet({source})"
 
     def create_views(self, con: duckdb.DuckDBPyConnection, *, temp: bool = True) -> None:
         """Define the views ``events``, ``rejects`` and (temporary, or once there are any)
